@@ -1,0 +1,101 @@
+// A small model of the kernel facilities the virtio core leans on: the log
+// (dev_warn/dev_err), WARN_ON recorded as data a test can read (never thrown),
+// and the context checker that flags sleepable operations in noirq phases.
+
+export type LogLevel = 'err' | 'warn' | 'info';
+
+export interface KernelMessage {
+  level: LogLevel;
+  dev: string;
+  msg: string;
+}
+
+export interface KernelWarning {
+  /** 'WARN_ON': a WARN_ON/WARN_ON_ONCE fired; 'noirq-context': a sleepable
+   * operation ran while device interrupts were disabled for a noirq phase. */
+  kind: 'WARN_ON' | 'noirq-context';
+  dev: string;
+  /** The C expression or operation, e.g. "status & VIRTIO_CONFIG_S_DRIVER_OK". */
+  what: string;
+  /** The function the WARN_ON sits in, e.g. "virtio_device_ready". */
+  where: string;
+}
+
+/** Anything with a name that can carry its own log (a virtio_device). */
+export interface LogTarget {
+  readonly name: string;
+  readonly warnings: KernelWarning[];
+  readonly messages: KernelMessage[];
+}
+
+export class Kernel {
+  readonly messages: KernelMessage[] = [];
+  readonly warnings: KernelWarning[] = [];
+  /** Depth of noirq phases in progress (set by the PM core). */
+  noirqDepth = 0;
+  /** CONFIG_VIRTIO_HARDEN_NOTIFICATION */
+  hardenNotification = false;
+  private readonly onceKeys = new Set<string>();
+
+  log(level: LogLevel, target: LogTarget | null, msg: string): void {
+    const m: KernelMessage = { level, dev: target?.name ?? 'kernel', msg };
+    this.messages.push(m);
+    target?.messages.push(m);
+  }
+
+  /** WARN_ON(cond): records and returns cond. */
+  warnOn(cond: boolean, target: LogTarget | null, what: string, where: string): boolean {
+    if (cond) this.record({ kind: 'WARN_ON', dev: target?.name ?? 'kernel', what, where }, target);
+    return cond;
+  }
+
+  /** WARN_ON_ONCE(cond): fires once per call site. */
+  warnOnOnce(cond: boolean, target: LogTarget | null, what: string, where: string): boolean {
+    if (!cond) return false;
+    const key = `${where}:${what}`;
+    if (!this.onceKeys.has(key)) {
+      this.onceKeys.add(key);
+      this.record({ kind: 'WARN_ON', dev: target?.name ?? 'kernel', what, where }, target);
+    }
+    return true;
+  }
+
+  get inNoirq(): boolean {
+    return this.noirqDepth > 0;
+  }
+
+  /**
+   * might_sleep() and friends. Linux allows noirq callbacks to sleep, but a
+   * noirq path that can wait for a device interrupt deadlocks; the harness
+   * flags sleepable operations there so a test can assert a noirq path is
+   * free of them.
+   */
+  checkSleepable(target: LogTarget | null, what: string, where: string): void {
+    if (this.inNoirq) this.record({ kind: 'noirq-context', dev: target?.name ?? 'kernel', what, where }, target);
+  }
+
+  private record(w: KernelWarning, target: LogTarget | null): void {
+    this.warnings.push(w);
+    target?.warnings.push(w);
+  }
+
+  /** Forget everything logged (between test cases). */
+  clear(): void {
+    this.messages.length = 0;
+    this.warnings.length = 0;
+    this.onceKeys.clear();
+  }
+}
+
+/** The one kernel of this process (as there is one kernel per machine). */
+export const kernel = new Kernel();
+
+export function devErr(dev: LogTarget, msg: string): void {
+  kernel.log('err', dev, msg);
+}
+export function devWarn(dev: LogTarget, msg: string): void {
+  kernel.log('warn', dev, msg);
+}
+export function devInfo(dev: LogTarget, msg: string): void {
+  kernel.log('info', dev, msg);
+}

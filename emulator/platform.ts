@@ -1,0 +1,59 @@
+// The contract between the machine (guest RAM, trap mailbox, worker,
+// interrupt controller) and the board it hosts (address decoder, transports,
+// device models). The board runs wherever the bus puts it: in the device
+// worker, or in the caller's thread for the in-thread bus.
+import type { AccessWidth } from '../core/bus.js';
+
+export type TransportKind = 'mmio' | 'mmio-legacy' | 'ccw';
+
+export type DeviceOptionValue = string | number | boolean;
+
+/** One device to plug into a slot. */
+export interface DeviceSpec {
+  /** Device model name: 'rng', 'blk', 'console', 'rtc', ... */
+  type: string;
+  transport: TransportKind;
+  options?: Record<string, DeviceOptionValue>;
+}
+
+export interface BoardConfig {
+  ramBase: number;
+  ramSize: number;
+  mmioBase: number;
+  /** Number of virtio-mmio windows; slot i drives interrupt line i. */
+  slots: number;
+  /** Index = slot; null = empty slot (reads DeviceID 0). */
+  devices: (DeviceSpec | null)[];
+}
+
+/** Device side of the interrupt controller. */
+export interface IrqLines {
+  raise(line: number): void;
+  lower(line: number): void;
+}
+
+/** Control-plane requests (msgpackr records; never per register access). */
+export type ControlRequest =
+  | { op: 'ping' }
+  | { op: 'stats' }
+  /** Platform power event for devices across system sleep. */
+  | { op: 'power'; model: 'retain' | 'reset' | 'fresh' }
+  /** Device-side event injection (config change, needs-reset, ...). */
+  | { op: 'inject'; slot: number; event: string; args?: Record<string, DeviceOptionValue> }
+  /** Test hook: make the worker misbehave (crash, hang) to test fault handling. */
+  | { op: 'fault'; kind: 'crash' | 'hang' | 'throw-in-device'; slot?: number; ms?: number };
+
+export type ControlResponse = { ok: true; value?: unknown } | { ok: false; error: string };
+
+export interface Board {
+  /** A trapped read. Never throws: a bad access reads 0 and counts a guest error. */
+  read(addr: number, width: AccessWidth): number;
+  /** A trapped write. Never throws: a bad access is ignored and counts a guest error. */
+  write(addr: number, width: AccessWidth, value: number): void;
+  /** Run deferred device work (queue processing) within budget; true if more remains. */
+  runDeferred(budget: number): boolean;
+  hasDeferred(): boolean;
+  /** ms until the next device timer, or Infinity. */
+  nextTimerMs(): number;
+  control(req: ControlRequest): ControlResponse;
+}
