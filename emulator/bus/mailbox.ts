@@ -1,0 +1,384 @@
+// The register trap mailbox: a fixed Int32Array layout in a SharedArrayBuffer,
+// shared by the driver (main thread) and the device worker. One access in
+// flight at a time. The driver stores {op, addr, width, value}, publishes a
+// new request seq and spins on the response seq; the worker handles the
+// access and publishes the response seq. Both sides spin briefly, then block
+// in Atomics.wait, and notify the other only when it said it is sleeping.
+// No allocation, serialization or BigInt per access; msgpackr is used only
+// for control-plane requests, through the separate control area.
+import { Packr } from 'msgpackr';
+import { BusError, type AccessWidth, type Bus, type GuestMemory, type IrqChip } from '../../core/bus.js';
+import type { Board, ControlRequest, ControlResponse } from '../platform.js';
+
+/** Word indices in the mailbox Int32Array. */
+export const MB = {
+  // Written by the driver.
+  REQ_SEQ: 0,
+  OP: 1,
+  ADDR: 2,
+  WIDTH: 3,
+  VALUE: 4,
+  DRIVER_SLEEPING: 5,
+  CLOSED: 6,
+  // Written by the worker. A separate 64-byte line from the request words,
+  // so the worker's spin does not bounce the line the driver is writing.
+  RESP_SEQ: 16,
+  RESULT: 17,
+  WORKER_SLEEPING: 18,
+  WORKER_DEAD: 19,
+  READY: 20,
+  /** Bytes used in the control area: the request, then the response or the death note. */
+  CTRL_LEN: 21,
+  WORDS: 32,
+} as const;
+
+export const OP_READ = 0;
+export const OP_WRITE = 1;
+export const OP_CONTROL = 2;
+
+export const CONTROL_AREA_DEFAULT = 1 << 20;
+
+/** Default overall deadline for one trapped access. */
+export const TRAP_TIMEOUT_DEFAULT_MS = 2000;
+
+/** Spin this long (about 20-50 µs) before blocking in Atomics.wait. */
+const SPIN_MS = 0.04;
+/** Check the clock only every so many spin iterations (performance.now() is ~50 ns). */
+const SPIN_CHECK_MASK = 255;
+/** Longest single Atomics.wait on the driver side, to re-check the dead/closed flags. */
+const DRIVER_WAIT_SLICE_MS = 20;
+/** Deferred device work per step; the worker checks for requests between steps. */
+const DEFERRED_BUDGET = 16;
+
+export interface MailboxBuffers {
+  mailbox: SharedArrayBuffer;
+  control: SharedArrayBuffer;
+}
+
+export function createMailbox(controlBytes = CONTROL_AREA_DEFAULT): MailboxBuffers {
+  return {
+    mailbox: new SharedArrayBuffer(MB.WORDS * 4),
+    control: new SharedArrayBuffer(controlBytes),
+  };
+}
+
+/** Both ends must agree: plain maps, no msgpackr records. */
+export function controlCodec(): Packr {
+  return new Packr({ useRecords: false });
+}
+
+/** Truncate a value to an access width, as the bus lanes would. */
+export function maskToWidth(width: number, value: number): number {
+  return width === 4 ? value >>> 0 : width === 2 ? value & 0xffff : value & 0xff;
+}
+
+export function badAccess(addr: number, width: number): BusError | null {
+  if (width !== 1 && width !== 2 && width !== 4) {
+    return new BusError('EMU_BAD_ACCESS', `access width ${width} not carried by the bus (1, 2 or 4)`);
+  }
+  if (addr >>> 0 !== addr) {
+    return new BusError('EMU_BAD_ACCESS', `address ${addr} is not a 32-bit guest-physical address`);
+  }
+  return null;
+}
+
+function decodeText(ctrl: Uint8Array, len: number): string {
+  // TextDecoder refuses views of shared memory: copy out first.
+  return new TextDecoder().decode(ctrl.slice(0, Math.min(len, ctrl.length)));
+}
+
+export interface MailboxDriverOptions {
+  /** Overall deadline for one access, ms (default 2000). */
+  trapTimeoutMs?: number;
+}
+
+/**
+ * The driver end: the Bus the transports use when the board runs in the
+ * device worker. Every method is synchronous, like a CPU's load or store.
+ */
+export class MailboxBus implements Bus {
+  readonly mem: GuestMemory;
+  readonly irq: IrqChip;
+  /** Overall deadline for one access, ms; may be changed at any time. */
+  trapTimeoutMs: number;
+  private readonly mb: Int32Array;
+  private readonly ctrl: Uint8Array;
+  private readonly codec = controlCodec();
+  /** The last request seq published. */
+  private seq: number;
+  private failure: BusError | null = null;
+
+  constructor(buffers: MailboxBuffers, mem: GuestMemory, irq: IrqChip, opts: MailboxDriverOptions = {}) {
+    this.mb = new Int32Array(buffers.mailbox);
+    this.ctrl = new Uint8Array(buffers.control);
+    this.mem = mem;
+    this.irq = irq;
+    this.trapTimeoutMs = opts.trapTimeoutMs ?? TRAP_TIMEOUT_DEFAULT_MS;
+    this.seq = Atomics.load(this.mb, MB.REQ_SEQ);
+  }
+
+  read(addr: number, width: AccessWidth): number {
+    const mb = this.mb;
+    this.begin(addr, width);
+    mb[MB.OP] = OP_READ;
+    mb[MB.ADDR] = addr;
+    mb[MB.WIDTH] = width;
+    this.publishAndAwait();
+    return mb[MB.RESULT]! >>> 0;
+  }
+
+  write(addr: number, width: AccessWidth, value: number): void {
+    const mb = this.mb;
+    this.begin(addr, width);
+    mb[MB.OP] = OP_WRITE;
+    mb[MB.ADDR] = addr;
+    mb[MB.WIDTH] = width;
+    mb[MB.VALUE] = value;
+    this.publishAndAwait();
+  }
+
+  /** A control-plane request to the worker (msgpackr through the control area). */
+  control(req: ControlRequest): ControlResponse {
+    this.begin(0, 4);
+    const bytes = this.codec.pack(req);
+    if (bytes.length > this.ctrl.length) {
+      throw new RangeError(`control request of ${bytes.length} bytes exceeds the ${this.ctrl.length}-byte control area`);
+    }
+    this.ctrl.set(bytes);
+    const mb = this.mb;
+    Atomics.store(mb, MB.CTRL_LEN, bytes.length);
+    mb[MB.OP] = OP_CONTROL;
+    this.publishAndAwait();
+    const len = Atomics.load(mb, MB.CTRL_LEN);
+    return this.codec.unpack(this.ctrl.slice(0, len)) as ControlResponse;
+  }
+
+  /** The bus failed for good (worker dead, or closed); null while usable. */
+  get error(): BusError | null {
+    return this.failure;
+  }
+
+  /** Mark the bus closed: every later access throws EMU_CLOSED. Tells the worker to stop serving. */
+  close(): void {
+    if (!this.failure) this.failure = new BusError('EMU_CLOSED', 'the machine is closed');
+    Atomics.store(this.mb, MB.CLOSED, 1);
+    Atomics.notify(this.mb, MB.REQ_SEQ);
+  }
+
+  /**
+   * The worker is gone (its 'exit'/'error' event, or terminate()). Sets the
+   * shared dead flag too, so a wait in progress elsewhere sees it.
+   */
+  markDead(reason: string): void {
+    if (!this.failure) this.failure = new BusError('EMU_WORKER_DEAD', `device worker died: ${reason}`);
+    Atomics.store(this.mb, MB.WORKER_DEAD, 1);
+    Atomics.notify(this.mb, MB.RESP_SEQ);
+  }
+
+  private begin(addr: number, width: number): void {
+    if (this.failure) throw this.failure;
+    const bad = badAccess(addr, width);
+    if (bad) throw bad;
+    // An earlier access timed out and the worker may still be reading its
+    // fields: wait for its late response before reusing the mailbox.
+    if (Atomics.load(this.mb, MB.RESP_SEQ) !== this.seq) this.await(this.seq, true);
+  }
+
+  private publishAndAwait(): void {
+    const mb = this.mb;
+    const seq = (this.seq + 1) | 0;
+    this.seq = seq;
+    // Sequentially consistent: the plain field stores above are visible to a
+    // worker that observes this seq.
+    Atomics.store(mb, MB.REQ_SEQ, seq);
+    if (Atomics.load(mb, MB.WORKER_SLEEPING) !== 0) Atomics.notify(mb, MB.REQ_SEQ, 1);
+    // Fast path: the worker is spinning and answers in well under a microsecond.
+    for (let i = 0; i <= SPIN_CHECK_MASK; i++) {
+      if (Atomics.load(mb, MB.RESP_SEQ) === seq) return;
+    }
+    this.await(seq, false);
+  }
+
+  /** Spin then block until RESP_SEQ == seq, the worker dies, or the deadline passes. */
+  private await(seq: number, stale: boolean): void {
+    const mb = this.mb;
+    const start = performance.now();
+    const spinEnd = start + SPIN_MS;
+    for (;;) {
+      for (let i = 0; i <= SPIN_CHECK_MASK; i++) {
+        if (Atomics.load(mb, MB.RESP_SEQ) === seq) return;
+      }
+      if (Atomics.load(mb, MB.WORKER_DEAD) !== 0) throw this.dead();
+      if (performance.now() >= spinEnd) break;
+    }
+    const deadline = start + this.trapTimeoutMs;
+    for (;;) {
+      const cur = Atomics.load(mb, MB.RESP_SEQ);
+      if (cur === seq) return;
+      if (Atomics.load(mb, MB.WORKER_DEAD) !== 0) throw this.dead();
+      if (this.failure) throw this.failure;
+      const left = deadline - performance.now();
+      if (left <= 0) break;
+      Atomics.store(mb, MB.DRIVER_SLEEPING, 1);
+      // Re-check after flagging: the worker may have answered in between
+      // (Atomics.wait also returns at once if RESP_SEQ moved).
+      Atomics.wait(mb, MB.RESP_SEQ, cur, Math.min(left, DRIVER_WAIT_SLICE_MS));
+      Atomics.store(mb, MB.DRIVER_SLEEPING, 0);
+    }
+    throw new BusError(
+      'EMU_TRAP_TIMEOUT',
+      stale
+        ? `device worker still busy with an earlier access after ${this.trapTimeoutMs} ms`
+        : `device worker did not answer within ${this.trapTimeoutMs} ms`,
+    );
+  }
+
+  private dead(): BusError {
+    if (this.failure) return this.failure;
+    const mb = this.mb;
+    const note = decodeText(this.ctrl, Atomics.load(mb, MB.CTRL_LEN));
+    this.failure = new BusError('EMU_WORKER_DEAD', `device worker died: ${note || 'no reason given'}`);
+    return this.failure;
+  }
+}
+
+/**
+ * Worker side: report the worker's death to the driver. The text goes into
+ * the control area and ends up in the driver's BusError message.
+ */
+export function announceDeath(buffers: MailboxBuffers, reason: string): void {
+  const mb = new Int32Array(buffers.mailbox);
+  const ctrl = new Uint8Array(buffers.control);
+  const bytes = new TextEncoder().encode(reason).subarray(0, ctrl.length);
+  ctrl.set(bytes);
+  Atomics.store(mb, MB.CTRL_LEN, bytes.length);
+  Atomics.store(mb, MB.WORKER_DEAD, 1);
+  Atomics.notify(mb, MB.RESP_SEQ);
+  Atomics.notify(mb, MB.READY);
+}
+
+/** Worker-side counters, reported by 'stats'. */
+export interface MailboxStats {
+  reads: number;
+  writes: number;
+  controls: number;
+  /** Times the worker went to sleep in Atomics.wait. */
+  sleeps: number;
+  /** runDeferred() steps. */
+  deferredSteps: number;
+}
+
+/** Handles one control request; may throw (the worker then dies). */
+export type ControlHandler = (req: ControlRequest, server: MailboxServer) => ControlResponse;
+
+/**
+ * The worker end: a synchronous serving loop. serve() returns only when the
+ * driver closes the mailbox; an exception from the board propagates (the
+ * caller reports it with die()).
+ */
+export class MailboxServer {
+  readonly stats: MailboxStats = { reads: 0, writes: 0, controls: 0, sleeps: 0, deferredSteps: 0 };
+  private readonly mb: Int32Array;
+  private readonly ctrl: Uint8Array;
+  private readonly codec = controlCodec();
+  /** Run once right after the current response is published (control 'hang'). */
+  afterReply: (() => void) | null = null;
+
+  constructor(
+    buffers: MailboxBuffers,
+    private readonly board: Board,
+    private readonly onControl: ControlHandler,
+  ) {
+    this.mb = new Int32Array(buffers.mailbox);
+    this.ctrl = new Uint8Array(buffers.control);
+  }
+
+  serve(): void {
+    const mb = this.mb;
+    const board = this.board;
+    let last = Atomics.load(mb, MB.REQ_SEQ);
+    Atomics.store(mb, MB.READY, 1);
+    Atomics.notify(mb, MB.READY);
+    for (;;) {
+      const seq = Atomics.load(mb, MB.REQ_SEQ);
+      if (seq !== last) {
+        last = seq;
+        this.handle(seq);
+        continue;
+      }
+      if (Atomics.load(mb, MB.CLOSED) !== 0) return;
+      // Device work in small steps, looking for a new request between steps
+      // so the register path is never starved by a busy queue.
+      if (board.hasDeferred() || board.nextTimerMs() <= 0) {
+        board.runDeferred(DEFERRED_BUDGET);
+        this.stats.deferredSteps++;
+        continue;
+      }
+      if (this.spin(last) !== last) continue;
+      Atomics.store(mb, MB.WORKER_SLEEPING, 1);
+      // Blocks until a request, a close, or the next device timer.
+      const t = board.nextTimerMs();
+      this.stats.sleeps++;
+      Atomics.wait(mb, MB.REQ_SEQ, last, t > 0 ? t : 0);
+      Atomics.store(mb, MB.WORKER_SLEEPING, 0);
+    }
+  }
+
+  private spin(last: number): number {
+    const mb = this.mb;
+    let end = 0;
+    for (let i = 1; ; i++) {
+      const s = Atomics.load(mb, MB.REQ_SEQ);
+      if (s !== last) return s;
+      if ((i & SPIN_CHECK_MASK) === 0) {
+        const now = performance.now();
+        if (end === 0) end = now + SPIN_MS;
+        else if (now >= end) return last;
+      }
+    }
+  }
+
+  private handle(seq: number): void {
+    const mb = this.mb;
+    const op = mb[MB.OP]!;
+    const width = mb[MB.WIDTH]!;
+    const addr = mb[MB.ADDR]! >>> 0;
+    if (op === OP_READ) {
+      this.stats.reads++;
+      mb[MB.RESULT] = this.board.read(addr, width as AccessWidth);
+    } else if (op === OP_WRITE) {
+      this.stats.writes++;
+      this.board.write(addr, width as AccessWidth, maskToWidth(width, mb[MB.VALUE]!));
+    } else {
+      this.stats.controls++;
+      this.handleControl();
+    }
+    Atomics.store(mb, MB.RESP_SEQ, seq);
+    if (Atomics.load(mb, MB.DRIVER_SLEEPING) !== 0) Atomics.notify(mb, MB.RESP_SEQ, 1);
+    const after = this.afterReply;
+    if (after) {
+      this.afterReply = null;
+      after();
+    }
+  }
+
+  private handleControl(): void {
+    const mb = this.mb;
+    const len = Atomics.load(mb, MB.CTRL_LEN);
+    let req: ControlRequest | null = null;
+    let res: ControlResponse = { ok: false, error: 'undecodable control request' };
+    try {
+      req = this.codec.unpack(this.ctrl.slice(0, len)) as ControlRequest;
+    } catch (err) {
+      res = { ok: false, error: `undecodable control request: ${String(err)}` };
+    }
+    // Outside the try: a throwing handler is a worker crash, by design.
+    if (req) res = this.onControl(req, this);
+    let bytes = this.codec.pack(res);
+    if (bytes.length > this.ctrl.length) {
+      bytes = this.codec.pack({ ok: false, error: `control response of ${bytes.length} bytes exceeds the control area` });
+    }
+    this.ctrl.set(bytes);
+    Atomics.store(mb, MB.CTRL_LEN, bytes.length);
+  }
+}

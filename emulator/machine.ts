@@ -1,0 +1,243 @@
+// The machine: guest RAM, the interrupt controller and the board, wired to
+// the driver side through a Bus. With the worker bus (default) the board runs
+// in a device worker behind the trap mailbox; with the in-thread bus it runs
+// in the caller's thread.
+import { Worker } from 'node:worker_threads';
+import { BusError, PLATFORM, type Bus, type GuestMemory } from '../core/bus.js';
+import { MMIO_WINDOW_SIZE } from '../core/uapi/mmio.js';
+import type { Board, BoardConfig, ControlRequest, ControlResponse, DeviceOptionValue, DeviceSpec, TransportKind } from './platform.js';
+import { IrqController, IrqDeviceLines, createIrqState } from './irq/controller.js';
+import { MB, MailboxBus, createMailbox, type MailboxBuffers } from './bus/mailbox.js';
+import { InThreadBus } from './bus/inthread.js';
+import type { CreateBoard, WorkerData } from './worker.js';
+import { waitAsync } from './bus/atomics.js';
+
+export type BusKind = 'worker' | 'inthread';
+
+/** A device to plug in; `slot` defaults to the lowest free slot, in order. */
+export interface MachineDevice {
+  type: string;
+  /** Default 'mmio'. */
+  transport?: TransportKind;
+  options?: Record<string, DeviceOptionValue>;
+  slot?: number;
+}
+
+export interface MachineOptions {
+  /** Devices in slot order (the first one lands in slot 0); a string is a type on mmio. */
+  devices?: (MachineDevice | string)[];
+  /** virtio-mmio windows; slot i drives irq line i (default 32). */
+  slots?: number;
+  /** Guest RAM bytes at PLATFORM.RAM_BASE (default 64 MiB). */
+  ramSize?: number;
+  bus?: BusKind;
+  /** Deadline for one trapped access on the worker bus, ms (default 2000). */
+  trapTimeoutMs?: number;
+  /** Deadline for the worker to build its board and start serving, ms (default 10000). */
+  startTimeoutMs?: number;
+  /** Module exporting createBoard(config, ram, irq); default the real board, emulator/board.js. */
+  boardModule?: string | URL;
+}
+
+export interface PluggedDevice {
+  slot: number;
+  /** Guest-physical base of its register window. */
+  addr: number;
+  /** Interrupt line (= slot). */
+  line: number;
+  spec: DeviceSpec;
+}
+
+const DEFAULT_BOARD = new URL('./board.js', import.meta.url);
+const WORKER_URL = new URL('./worker.js', import.meta.url);
+
+function describe(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+/** Place devices: explicit slots first, the rest in order into the lowest free slots. */
+export function placeDevices(devices: (MachineDevice | string)[], slots: number): (DeviceSpec | null)[] {
+  const table: (DeviceSpec | null)[] = new Array<DeviceSpec | null>(slots).fill(null);
+  const norm = devices.map((d) => (typeof d === 'string' ? { type: d } : d));
+  const toSpec = (d: MachineDevice): DeviceSpec => ({
+    type: d.type,
+    transport: d.transport ?? 'mmio',
+    ...(d.options ? { options: d.options } : {}),
+  });
+  for (const d of norm) {
+    if (d.slot === undefined) continue;
+    if (!Number.isInteger(d.slot) || d.slot < 0 || d.slot >= slots) {
+      throw new RangeError(`device ${d.type}: slot ${d.slot} out of range 0..${slots - 1}`);
+    }
+    if (table[d.slot]) throw new RangeError(`device ${d.type}: slot ${d.slot} already holds ${table[d.slot]!.type}`);
+    table[d.slot] = toSpec(d);
+  }
+  let next = 0;
+  for (const d of norm) {
+    if (d.slot !== undefined) continue;
+    while (next < slots && table[next]) next++;
+    if (next >= slots) throw new RangeError(`no free slot for device ${d.type} (${slots} slots)`);
+    table[next] = toSpec(d);
+  }
+  return table;
+}
+
+export class Machine {
+  readonly bus: Bus;
+  readonly irq: IrqController;
+  readonly mem: GuestMemory;
+  readonly config: BoardConfig;
+  readonly devices: readonly PluggedDevice[];
+  readonly busKind: BusKind;
+  private readonly trap: MailboxBus | null;
+  private readonly local: InThreadBus | null;
+  private readonly worker: Worker | null;
+  private closing: Promise<void> | null = null;
+
+  private constructor(parts: {
+    config: BoardConfig;
+    mem: GuestMemory;
+    irq: IrqController;
+    trap?: MailboxBus;
+    local?: InThreadBus;
+    worker?: Worker;
+  }) {
+    this.config = parts.config;
+    this.mem = parts.mem;
+    this.irq = parts.irq;
+    this.trap = parts.trap ?? null;
+    this.local = parts.local ?? null;
+    this.worker = parts.worker ?? null;
+    this.bus = (this.trap ?? this.local)!;
+    this.busKind = this.trap ? 'worker' : 'inthread';
+    const devs: PluggedDevice[] = [];
+    this.config.devices.forEach((spec, slot) => {
+      if (spec) devs.push({ slot, addr: this.slotAddr(slot), line: slot, spec });
+    });
+    this.devices = devs;
+  }
+
+  static async create(opts: MachineOptions = {}): Promise<Machine> {
+    const slots = opts.slots ?? PLATFORM.MMIO_SLOTS_DEFAULT;
+    if (!Number.isInteger(slots) || slots < 1) throw new RangeError(`slots must be a positive integer, got ${slots}`);
+    const ramSize = opts.ramSize ?? PLATFORM.RAM_SIZE_DEFAULT;
+    if (!Number.isInteger(ramSize) || ramSize < 4096 || PLATFORM.RAM_BASE + ramSize > 2 ** 32) {
+      throw new RangeError(`ramSize ${ramSize} must be at least 4096 and end below 4 GiB`);
+    }
+    const config: BoardConfig = {
+      ramBase: PLATFORM.RAM_BASE,
+      ramSize,
+      mmioBase: PLATFORM.MMIO_BASE,
+      slots,
+      devices: placeDevices(opts.devices ?? [], slots),
+    };
+    const ramSab = new SharedArrayBuffer(ramSize);
+    const mem: GuestMemory = {
+      base: PLATFORM.RAM_BASE,
+      size: ramSize,
+      u8: new Uint8Array(ramSab),
+      view: new DataView(ramSab),
+    };
+    const irqSab = createIrqState(slots);
+    const irq = new IrqController(irqSab);
+    const boardModule = String(opts.boardModule ?? DEFAULT_BOARD);
+
+    if ((opts.bus ?? 'worker') === 'inthread') {
+      const mod = (await import(boardModule)) as { createBoard?: CreateBoard };
+      if (typeof mod.createBoard !== 'function') throw new Error(`${boardModule} does not export createBoard`);
+      const board: Board = mod.createBoard(config, mem.u8, new IrqDeviceLines(irqSab));
+      return new Machine({ config, mem, irq, local: new InThreadBus(board, mem, irq) });
+    }
+
+    const buffers = createMailbox();
+    const data: WorkerData = { ...buffers, irq: irqSab, ram: ramSab, config, boardModule };
+    // Workers inherit the parent's Node options; --input-type (from `node
+    // --input-type=module -e ...`) makes a file-backed worker fail to load.
+    const execArgv = process.execArgv.filter((a) => !a.startsWith('--input-type'));
+    const worker = new Worker(WORKER_URL, { workerData: data, execArgv });
+    const trap = new MailboxBus(buffers, mem, irq, opts.trapTimeoutMs !== undefined ? { trapTimeoutMs: opts.trapTimeoutMs } : {});
+    // Listeners first: an 'error' event without one would crash this process.
+    worker.on('error', (err) => trap.markDead(describe(err)));
+    worker.on('exit', (code) => trap.markDead(`worker exited with code ${code}`));
+    try {
+      await waitServing(buffers, worker, opts.startTimeoutMs ?? 10_000);
+    } catch (err) {
+      trap.close();
+      await worker.terminate();
+      throw err;
+    }
+    // A machine never keeps the process alive on its own: the driver side
+    // is synchronous, and auto delivery holds its own handle while on.
+    worker.unref();
+    return new Machine({ config, mem, irq, trap, worker });
+  }
+
+  /** Guest-physical base of a slot's virtio-mmio window. */
+  slotAddr(slot: number): number {
+    if (!Number.isInteger(slot) || slot < 0 || slot >= this.config.slots) {
+      throw new RangeError(`slot ${slot} out of range 0..${this.config.slots - 1}`);
+    }
+    return this.config.mmioBase + slot * MMIO_WINDOW_SIZE;
+  }
+
+  /** A control-plane request to the board (synchronous, like a register access). */
+  control(req: ControlRequest): ControlResponse {
+    return this.trap ? this.trap.control(req) : this.local!.control(req);
+  }
+
+  get closed(): boolean {
+    return this.closing !== null;
+  }
+
+  /** Stop the worker and fail every later access with EMU_CLOSED. Idempotent. */
+  close(): Promise<void> {
+    if (!this.closing) {
+      this.irq.stopAutoDelivery();
+      if (this.trap) this.trap.close();
+      if (this.local) this.local.close();
+      const w = this.worker;
+      this.closing = w ? w.terminate().then(() => undefined) : Promise.resolve();
+    }
+    return this.closing;
+  }
+
+  /** Fault injection: kill the device worker as a crash would. */
+  async terminateWorker(): Promise<void> {
+    if (!this.worker || !this.trap) throw new Error('terminateWorker: this machine has no device worker');
+    await this.worker.terminate();
+    // The 'exit' listener has normally run by now; this covers the ordering.
+    this.trap.markDead('worker terminated');
+  }
+}
+
+/** Resolve once the worker serves the mailbox; reject if it dies or is too slow. */
+async function waitServing(buffers: MailboxBuffers, worker: Worker, timeoutMs: number): Promise<void> {
+  const mb = new Int32Array(buffers.mailbox);
+  let fail: (err: Error) => void = () => {};
+  const failed = new Promise<never>((_, reject) => {
+    fail = reject;
+  });
+  failed.catch(() => {});
+  const onError = (err: Error): void => fail(new BusError('EMU_WORKER_DEAD', `device worker failed to start: ${describe(err)}`));
+  const onExit = (code: number): void =>
+    fail(new BusError('EMU_WORKER_DEAD', `device worker exited with code ${code} while starting`));
+  worker.once('error', onError);
+  worker.once('exit', onExit);
+  try {
+    const deadline = performance.now() + timeoutMs;
+    while (Atomics.load(mb, MB.READY) === 0 && Atomics.load(mb, MB.WORKER_DEAD) === 0) {
+      const left = deadline - performance.now();
+      if (left <= 0) throw new BusError('EMU_TRAP_TIMEOUT', `device worker not serving after ${timeoutMs} ms`);
+      const w = waitAsync(mb, MB.READY, 0, left);
+      if (w.async) await Promise.race([w.value, failed]);
+    }
+    if (Atomics.load(mb, MB.WORKER_DEAD) !== 0) {
+      const len = Atomics.load(mb, MB.CTRL_LEN);
+      const note = new TextDecoder().decode(new Uint8Array(buffers.control).slice(0, len));
+      throw new BusError('EMU_WORKER_DEAD', `device worker failed to start: ${note}`);
+    }
+  } finally {
+    worker.off('error', onError);
+    worker.off('exit', onExit);
+  }
+}
