@@ -28,6 +28,19 @@ export interface LogTarget {
   readonly messages: KernelMessage[];
 }
 
+/** Objects no hibernation image holds: hardware, and logs that must outlive a restore. */
+const outsideImage = new WeakSet<object>();
+
+/** Keep an object out of every hibernation image (see core/pm/image.ts). */
+export function keepOutOfImage<T extends object>(o: T): T {
+  outsideImage.add(o);
+  return o;
+}
+
+export function isOutOfImage(o: object): boolean {
+  return outsideImage.has(o);
+}
+
 export class Kernel {
   readonly messages: KernelMessage[] = [];
   readonly warnings: KernelWarning[] = [];

@@ -18,7 +18,7 @@ import {
   VIRTIO_CONFIG_S_FAILED,
   VIRTIO_CONFIG_S_FEATURES_OK,
 } from './uapi/status.js';
-import { devErr, devWarn, kernel, type KernelMessage, type KernelWarning, type LogTarget } from './kernel.js';
+import { devErr, devWarn, kernel, keepOutOfImage, type KernelMessage, type KernelWarning, type LogTarget } from './kernel.js';
 import type { VirtioConfigOps } from './virtio-config.js';
 import type { Virtqueue, VirtqueueInfo } from './virtqueue/types.js';
 
@@ -112,8 +112,9 @@ export class VirtioDevice implements LogTarget {
   readonly bus: VirtioBus;
   /** Last probe result (0 when bound). */
   probeResult = 0;
-  readonly warnings: KernelWarning[] = [];
-  readonly messages: KernelMessage[] = [];
+  /** This device's share of the kernel log; kept out of hibernation images. */
+  readonly warnings: KernelWarning[] = keepOutOfImage([]);
+  readonly messages: KernelMessage[] = keepOutOfImage([]);
 
   constructor(config: VirtioConfigOps, id: VirtioDeviceId, bus: VirtioBus = virtioBus) {
     this.config = config;

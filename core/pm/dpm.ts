@@ -1,0 +1,257 @@
+// drivers/base/power/main.c: the device PM lists and the per-phase walks.
+// Devices move list to list as each phase completes for them, so an abort
+// resumes exactly the devices that completed the failed phase; the failing
+// device gets the resume callbacks of the earlier phases only.
+import type { IrqChip } from '../bus.js';
+import { EIO } from '../uapi/errno.js';
+import { errnoName } from '../uapi/errno.js';
+import { keepOutOfImage, kernel, type Kernel } from '../kernel.js';
+import {
+  type DevPmOps,
+  type PmCallbackName,
+  type PmMessage,
+  pmLateEarlyOp,
+  pmNoirqOp,
+  pmOp,
+  resumeEvent,
+} from './pm.js';
+
+/** A device on the PM list (struct device's dev_pm_info, reduced). */
+export interface PmDevice<D = unknown> {
+  readonly name: string;
+  readonly dev: D;
+  readonly ops: DevPmOps<D>;
+  /** Its interrupt line: masked by suspend_device_irqs() for the noirq phases. */
+  readonly irqLine?: number;
+  /** Slot on the board, for reports. */
+  readonly slot?: number;
+}
+
+export interface PmCallRecord {
+  phase: PmCallbackName;
+  device: string;
+  slot?: number;
+  result: number;
+  /** The failure was injected instead of running the callback. */
+  injected?: boolean;
+  /** The callback threw (a kernel BUG or a machine fault); result is -EIO. */
+  error?: string;
+  /** Ran in the hibernation boot kernel, not in the image kernel. */
+  kernel?: 'boot';
+}
+
+/** Make a callback fail: the callback is not run and returns -errno. */
+export interface PmInjection {
+  phase: PmCallbackName;
+  /** Device name or slot. */
+  device: string | number;
+  /** Positive errno. */
+  errno: number;
+}
+
+/** "phase:device: -ERR" for logs. */
+export function formatRecord(r: PmCallRecord): string {
+  return `${r.phase} ${r.device}: ${errnoName(r.result)}${r.injected ? ' (injected)' : ''}${r.error ? ` (${r.error})` : ''}`;
+}
+
+export class DpmCore<D = unknown> {
+  /** dpm_list, in registration order (parents before children). */
+  private dpmList: PmDevice<D>[] = [];
+  private preparedList: PmDevice<D>[] = [];
+  private suspendedList: PmDevice<D>[] = [];
+  private lateEarlyList: PmDevice<D>[] = [];
+  private noirqList: PmDevice<D>[] = [];
+  /** Every callback run, in order. */
+  readonly record: PmCallRecord[] = keepOutOfImage([]);
+  readonly injections: PmInjection[] = keepOutOfImage([]);
+  private readonly irq: IrqChip | null;
+  private readonly k: Kernel;
+
+  constructor(opts: { irq?: IrqChip; kernel?: Kernel } = {}) {
+    this.irq = opts.irq ?? null;
+    this.k = opts.kernel ?? kernel;
+  }
+
+  /** device_pm_add() */
+  devicePmAdd(dev: PmDevice<D>): void {
+    this.dpmList.push(dev);
+  }
+
+  /** device_pm_remove() */
+  devicePmRemove(dev: PmDevice<D>): void {
+    for (const l of [this.dpmList, this.preparedList, this.suspendedList, this.lateEarlyList, this.noirqList]) {
+      const i = l.indexOf(dev);
+      if (i >= 0) l.splice(i, 1);
+    }
+  }
+
+  get devices(): readonly PmDevice<D>[] {
+    return [...this.dpmList, ...this.preparedList, ...this.suspendedList, ...this.lateEarlyList, ...this.noirqList];
+  }
+
+  inject(i: PmInjection): void {
+    this.injections.push(i);
+  }
+
+  /** dpm_run_callback(): run one callback, or the injected failure. */
+  private dpmRunCallback(phase: PmCallbackName | null, pd: PmDevice<D>): number {
+    if (!phase) return 0;
+    const inj = this.injections.find((i) => i.phase === phase && (i.device === pd.name || i.device === pd.slot));
+    if (inj) {
+      const r: PmCallRecord = { phase, device: pd.name, result: -inj.errno, injected: true };
+      if (pd.slot !== undefined) r.slot = pd.slot;
+      this.record.push(r);
+      return -inj.errno;
+    }
+    const cb = pd.ops[phase];
+    if (!cb) return 0;
+    const r: PmCallRecord = { phase, device: pd.name, result: 0 };
+    if (pd.slot !== undefined) r.slot = pd.slot;
+    try {
+      r.result = cb(pd.dev);
+    } catch (e) {
+      r.result = -EIO;
+      r.error = e instanceof Error ? e.message : String(e);
+    }
+    this.record.push(r);
+    if (r.result) this.k.log('err', null, `PM: ${pd.name}: ${phase} failed: ${errnoName(r.result)}`);
+    return r.result;
+  }
+
+  /** suspend_device_irqs(): mask device lines; interrupts latch meanwhile. */
+  suspendDeviceIrqs(): void {
+    this.k.noirqDepth++;
+    if (!this.irq) return;
+    for (const pd of this.devices) if (pd.irqLine !== undefined) this.irq.mask(pd.irqLine);
+  }
+
+  /** resume_device_irqs(): unmask, and what latched fires now. */
+  resumeDeviceIrqs(): void {
+    this.k.noirqDepth = Math.max(0, this.k.noirqDepth - 1);
+    if (!this.irq) return;
+    for (const pd of this.devices) if (pd.irqLine !== undefined) this.irq.unmask(pd.irqLine);
+    this.irq.deliverPending();
+  }
+
+  /** dpm_prepare(): in list order. */
+  dpmPrepare(state: PmMessage): number {
+    let error = 0;
+    while (this.dpmList.length) {
+      const dev = this.dpmList[0]!;
+      error = this.dpmRunCallback('prepare', dev);
+      if (error) break;
+      this.dpmList.shift();
+      this.preparedList.push(dev);
+    }
+    return error;
+  }
+
+  /** dpm_suspend(): children first (list tail first). */
+  dpmSuspend(state: PmMessage): number {
+    let error = 0;
+    while (this.preparedList.length) {
+      const dev = this.preparedList[this.preparedList.length - 1]!;
+      error = this.dpmRunCallback(pmOp(state), dev);
+      if (error) break;
+      this.preparedList.pop();
+      this.suspendedList.unshift(dev);
+    }
+    return error;
+  }
+
+  /** dpm_suspend_late() */
+  dpmSuspendLate(state: PmMessage): number {
+    let error = 0;
+    while (this.suspendedList.length) {
+      const dev = this.suspendedList[this.suspendedList.length - 1]!;
+      error = this.dpmRunCallback(pmLateEarlyOp(state), dev);
+      if (error) break;
+      this.suspendedList.pop();
+      this.lateEarlyList.unshift(dev);
+    }
+    if (error) this.dpmResumeEarly(resumeEvent(state));
+    return error;
+  }
+
+  /** dpm_suspend_noirq(): device interrupts masked first. */
+  dpmSuspendNoirq(state: PmMessage): number {
+    this.suspendDeviceIrqs();
+    let error = 0;
+    while (this.lateEarlyList.length) {
+      const dev = this.lateEarlyList[this.lateEarlyList.length - 1]!;
+      error = this.dpmRunCallback(pmNoirqOp(state), dev);
+      if (error) break;
+      this.lateEarlyList.pop();
+      this.noirqList.unshift(dev);
+    }
+    if (error) this.dpmResumeNoirq(resumeEvent(state));
+    return error;
+  }
+
+  /** dpm_resume_noirq(): in list order, then device interrupts back on. */
+  dpmResumeNoirq(state: PmMessage): void {
+    while (this.noirqList.length) {
+      const dev = this.noirqList.shift()!;
+      this.lateEarlyList.push(dev);
+      this.dpmRunCallback(pmNoirqOp(state), dev);
+    }
+    this.resumeDeviceIrqs();
+  }
+
+  /** dpm_resume_early() */
+  dpmResumeEarly(state: PmMessage): void {
+    while (this.lateEarlyList.length) {
+      const dev = this.lateEarlyList.shift()!;
+      this.suspendedList.push(dev);
+      this.dpmRunCallback(pmLateEarlyOp(state), dev);
+    }
+  }
+
+  /** dpm_resume() */
+  dpmResume(state: PmMessage): void {
+    while (this.suspendedList.length) {
+      const dev = this.suspendedList.shift()!;
+      this.preparedList.push(dev);
+      this.dpmRunCallback(pmOp(state), dev);
+    }
+  }
+
+  /** dpm_complete(): reverse order, then back on dpm_list. */
+  dpmComplete(state: PmMessage): void {
+    const list: PmDevice<D>[] = [];
+    while (this.preparedList.length) {
+      const dev = this.preparedList.pop()!;
+      list.unshift(dev);
+      this.dpmRunCallback('complete', dev);
+    }
+    this.dpmList.unshift(...list);
+  }
+
+  /** dpm_suspend_start(): prepare + suspend. */
+  dpmSuspendStart(state: PmMessage): number {
+    const error = this.dpmPrepare(state);
+    if (error) return error;
+    return this.dpmSuspend(state);
+  }
+
+  /** dpm_suspend_end(): late + noirq. */
+  dpmSuspendEnd(state: PmMessage): number {
+    let error = this.dpmSuspendLate(state);
+    if (error) return error;
+    error = this.dpmSuspendNoirq(state);
+    if (error) this.dpmResumeEarly(resumeEvent(state));
+    return error;
+  }
+
+  /** dpm_resume_start(): noirq + early. */
+  dpmResumeStart(state: PmMessage): void {
+    this.dpmResumeNoirq(state);
+    this.dpmResumeEarly(state);
+  }
+
+  /** dpm_resume_end(): resume + complete. */
+  dpmResumeEnd(state: PmMessage): void {
+    this.dpmResume(state);
+    this.dpmComplete(state);
+  }
+}
