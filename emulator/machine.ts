@@ -82,6 +82,28 @@ export function placeDevices(devices: (MachineDevice | string)[], slots: number)
   return table;
 }
 
+/** The board configuration a machine with these options hands to createBoard. */
+export function buildBoardConfig(opts: MachineOptions = {}): BoardConfig {
+  const slots = opts.slots ?? PLATFORM.MMIO_SLOTS_DEFAULT;
+  if (!Number.isInteger(slots) || slots < 1) throw new RangeError(`slots must be a positive integer, got ${slots}`);
+  const ramSize = opts.ramSize ?? PLATFORM.RAM_SIZE_DEFAULT;
+  if (!Number.isInteger(ramSize) || ramSize < 4096 || PLATFORM.RAM_BASE + ramSize > 2 ** 32) {
+    throw new RangeError(`ramSize ${ramSize} must be at least 4096 and end below 4 GiB`);
+  }
+  return {
+    ramBase: PLATFORM.RAM_BASE,
+    ramSize,
+    mmioBase: PLATFORM.MMIO_BASE,
+    slots,
+    devices: placeDevices(opts.devices ?? [], slots),
+  };
+}
+
+/** The module the worker loads createBoard from. */
+export function boardModuleUrl(opts: MachineOptions = {}): string {
+  return String(opts.boardModule ?? DEFAULT_BOARD);
+}
+
 export class Machine {
   readonly bus: Bus;
   readonly irq: IrqController;
@@ -118,19 +140,8 @@ export class Machine {
   }
 
   static async create(opts: MachineOptions = {}): Promise<Machine> {
-    const slots = opts.slots ?? PLATFORM.MMIO_SLOTS_DEFAULT;
-    if (!Number.isInteger(slots) || slots < 1) throw new RangeError(`slots must be a positive integer, got ${slots}`);
-    const ramSize = opts.ramSize ?? PLATFORM.RAM_SIZE_DEFAULT;
-    if (!Number.isInteger(ramSize) || ramSize < 4096 || PLATFORM.RAM_BASE + ramSize > 2 ** 32) {
-      throw new RangeError(`ramSize ${ramSize} must be at least 4096 and end below 4 GiB`);
-    }
-    const config: BoardConfig = {
-      ramBase: PLATFORM.RAM_BASE,
-      ramSize,
-      mmioBase: PLATFORM.MMIO_BASE,
-      slots,
-      devices: placeDevices(opts.devices ?? [], slots),
-    };
+    const config = buildBoardConfig(opts);
+    const ramSize = config.ramSize;
     const ramSab = new SharedArrayBuffer(ramSize);
     const mem: GuestMemory = {
       base: PLATFORM.RAM_BASE,
@@ -138,9 +149,9 @@ export class Machine {
       u8: new Uint8Array(ramSab),
       view: new DataView(ramSab),
     };
-    const irqSab = createIrqState(slots);
+    const irqSab = createIrqState(config.slots);
     const irq = new IrqController(irqSab);
-    const boardModule = String(opts.boardModule ?? DEFAULT_BOARD);
+    const boardModule = boardModuleUrl(opts);
 
     if ((opts.bus ?? 'worker') === 'inthread') {
       const mod = (await import(boardModule)) as { createBoard?: CreateBoard };
