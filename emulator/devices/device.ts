@@ -1,0 +1,122 @@
+// The transport-agnostic device model interface (the counterpart of QEMU's
+// VirtIODevice subclasses). A model describes what the device offers and
+// handles its queues through a DeviceContext; it never sees registers,
+// interrupt lines or the transport that exposes it (virtio-mmio, legacy
+// virtio-mmio, later virtio-ccw). The device core (emulator/virtio/) owns
+// status, feature negotiation, the rings and every bounds check.
+import type { DeviceOptionValue } from '../platform.js';
+
+export type ConfigWidth = 1 | 2 | 4;
+
+/**
+ * One validated descriptor chain popped from a queue. Its descriptors were
+ * read once and checked when it was popped (bounds, direction order, length);
+ * the data accessors below only touch the chain's own buffers.
+ *
+ * A chain belongs to the queue epoch it was popped in: after a device reset,
+ * a queue reset or QueueReady=0 it is dead, and every accessor and pushUsed
+ * become no-ops, so late completions never write guest memory.
+ */
+export interface Chain {
+  readonly queue: number;
+  /** Head descriptor index (the id the used element carries). */
+  readonly head: number;
+  /** Total bytes of the device-readable descriptors (they come first). */
+  readonly readableBytes: number;
+  /** Total bytes of the device-writable descriptors. */
+  readonly writableBytes: number;
+  /** False once a reset made the chain stale. */
+  readonly live: boolean;
+  /** Copy device-readable bytes starting at `offset` into dst; returns the count copied. */
+  read(dst: Uint8Array, offset?: number): number;
+  /** Copy src into the device-writable bytes starting at `offset`; returns the count written. */
+  write(src: Uint8Array, offset?: number): number;
+  /**
+   * Hand the device-writable buffers, in order and capped at maxBytes in total,
+   * to `fill` as views of guest RAM (for in-place producers such as
+   * randomFillSync). The views must not be kept. Returns the bytes covered.
+   */
+  fillWritable(maxBytes: number, fill: (view: Uint8Array) => void): number;
+}
+
+/** What a model may do to its device. One long-lived context per device instance. */
+export interface DeviceContext {
+  /** Negotiated features (0n until FEATURES_OK, or DRIVER_OK for legacy drivers). */
+  readonly features: bigint;
+  hasFeature(bit: number): boolean;
+  /** DRIVER_OK is set and the device is not in DEVICE_NEEDS_RESET. */
+  readonly running: boolean;
+  /**
+   * Pop the next available chain of `queue`, or null when the queue is empty,
+   * not ready, the device is not running, the ring is malformed (the core has
+   * then set DEVICE_NEEDS_RESET and parked the queue) or this invocation's work
+   * budget is used up (the core then calls handleQueue again later).
+   */
+  pop(queue: number): Chain | null;
+  /** Put a chain on its used ring with `len` bytes written (clamped to writableBytes). */
+  pushUsed(chain: Chain, len: number): void;
+  /**
+   * Send the used-buffer notification for queue now, subject to
+   * VRING_AVAIL_F_NO_INTERRUPT / EVENT_IDX suppression. The core also does
+   * this after every model entry point, so calling it is only needed to
+   * notify early within a long handler.
+   */
+  notifyUsed(queue: number): void;
+  /** Device-specific config changed: bumps ConfigGeneration, config interrupt if DRIVER_OK. */
+  configChanged(): void;
+  /** Unrecoverable device error: DEVICE_NEEDS_RESET (+ config interrupt if DRIVER_OK). */
+  needsReset(reason: string): void;
+  /** Run fn after ms (on the device's thread, via the board's deferred work). Cancelled by a device reset. */
+  setTimer(ms: number, fn: () => void): number;
+  clearTimer(id: number): void;
+}
+
+export interface DeviceModel {
+  /** virtio device ID (core/uapi/ids.ts). */
+  readonly deviceId: number;
+  readonly name: string;
+  /**
+   * Offered features, including VERSION_1 and the ring features the device
+   * core implements that this model wants: INDIRECT_DESC, EVENT_IDX, RING_RESET.
+   */
+  readonly features: bigint;
+  /** QueueNumMax per queue (power of 2, ≤ 32768); the length is the number of queues. */
+  readonly queueNumMax: readonly number[];
+  /** Bytes of device-specific config space (≤ 0x100 for virtio-mmio). */
+  readonly configSize: number;
+  /** Config read; offset + width ≤ configSize is guaranteed by the transport. */
+  readConfig(offset: number, width: ConfigWidth): number;
+  writeConfig(offset: number, width: ConfigWidth, value: number): void;
+  /** Device reset: forget held chains and device state. Queues and timers are reset by the core. */
+  reset(): void;
+  /** Available-buffer notification (or a deferred continuation) for `queue`. */
+  handleQueue(ctx: DeviceContext, queue: number): void;
+  /** Extra acceptance check at FEATURES_OK (e.g. feature dependencies); default accepts. */
+  validateFeatures?(features: bigint): boolean;
+  /** DRIVER_OK was set. */
+  activate?(ctx: DeviceContext): void;
+  /** One queue was reset or stopped (RING_RESET, QueueReady=0): forget its held chains. */
+  queueReset?(queue: number): void;
+  /** Model-specific injected event (board control 'inject'); false if unknown. */
+  inject?(ctx: DeviceContext, event: string, args: Readonly<Record<string, DeviceOptionValue>>): boolean;
+}
+
+export type DeviceOptions = Readonly<Record<string, DeviceOptionValue>>;
+
+/**
+ * Host-side objects that outlive a device instance (disk media, console
+ * backends): the board keeps one store per slot across power 'fresh', which
+ * models a VMM restart where the device is new but its host resources remain.
+ */
+export interface RetainedStore {
+  get(key: string): unknown;
+  set(key: string, value: unknown): void;
+}
+
+/** What the board lends a model beyond its options. */
+export interface DeviceHost {
+  readonly retained: RetainedStore;
+}
+
+/** Creates a fresh model instance from the device spec's options. */
+export type DeviceFactory = (options: DeviceOptions, host: DeviceHost) => DeviceModel;

@@ -1,0 +1,61 @@
+// virtio-rng (entropy device, spec 5.4): one requestq; every device-writable
+// buffer is filled with random bytes and returned with used len = bytes
+// written. Readable descriptors carry nothing for this device and are ignored.
+import { randomFillSync } from 'node:crypto';
+import { VIRTIO_F_RING_RESET, VIRTIO_F_VERSION_1, VIRTIO_RING_F_EVENT_IDX, VIRTIO_RING_F_INDIRECT_DESC, bit } from '../../core/uapi/features.js';
+import { VIRTIO_ID_RNG } from '../../core/uapi/ids.js';
+import type { ConfigWidth, DeviceContext, DeviceModel, DeviceOptions } from './device.js';
+
+/** Cap per request, independent of the buffer sizes the guest posts (BI-09). */
+export const RNG_DEFAULT_MAX_REQUEST = 64 * 1024;
+export const RNG_DEFAULT_QUEUE_SIZE = 1024;
+
+export interface RngOptions {
+  queueSize?: number;
+  /** Bytes produced per request at most. */
+  maxRequestBytes?: number;
+}
+
+export class RngDevice implements DeviceModel {
+  readonly deviceId = VIRTIO_ID_RNG;
+  readonly name = 'rng';
+  readonly features =
+    bit(VIRTIO_F_VERSION_1) | bit(VIRTIO_RING_F_INDIRECT_DESC) | bit(VIRTIO_RING_F_EVENT_IDX) | bit(VIRTIO_F_RING_RESET);
+  readonly queueNumMax: readonly number[];
+  readonly configSize = 0;
+  private readonly maxRequest: number;
+
+  constructor(opts: RngOptions = {}) {
+    this.queueNumMax = [opts.queueSize ?? RNG_DEFAULT_QUEUE_SIZE];
+    this.maxRequest = opts.maxRequestBytes ?? RNG_DEFAULT_MAX_REQUEST;
+  }
+
+  readConfig(_offset: number, _width: ConfigWidth): number {
+    return 0;
+  }
+  writeConfig(_offset: number, _width: ConfigWidth, _value: number): void {}
+  reset(): void {}
+
+  handleQueue(ctx: DeviceContext, queue: number): void {
+    for (let chain = ctx.pop(queue); chain; chain = ctx.pop(queue)) {
+      const n = chain.fillWritable(this.maxRequest, (view) => randomFillSync(view));
+      ctx.pushUsed(chain, n);
+    }
+  }
+}
+
+function positiveInt(options: DeviceOptions, name: string): number | undefined {
+  const v = options[name];
+  if (v === undefined) return undefined;
+  if (typeof v !== 'number' || !Number.isInteger(v) || v <= 0) throw new Error(`rng: option ${name} must be a positive integer`);
+  return v;
+}
+
+export function createRng(options: DeviceOptions): RngDevice {
+  const opts: RngOptions = {};
+  const queueSize = positiveInt(options, 'queueSize');
+  const maxRequestBytes = positiveInt(options, 'maxRequestBytes');
+  if (queueSize !== undefined) opts.queueSize = queueSize;
+  if (maxRequestBytes !== undefined) opts.maxRequestBytes = maxRequestBytes;
+  return new RngDevice(opts);
+}

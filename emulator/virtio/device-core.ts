@@ -1,0 +1,494 @@
+// Device-side virtio state, independent of the transport: status, feature
+// negotiation, the queues, config generation, reset, and the context through
+// which a DeviceModel works. Transports translate their registers (or channel
+// commands) into calls on this class and deliver its notifications.
+//
+// Status policy (spec 2.1, 3.1; VIRTIO-NOTES §6 BI-19). A write of 0 resets
+// the device synchronously. For any other value:
+// - only ACKNOWLEDGE, DRIVER, FEATURES_OK, DRIVER_OK and FAILED are
+//   driver-writable; other bits (DEVICE_NEEDS_RESET, SUSPEND without the
+//   feature, reserved bits) are ignored and counted as a guest error;
+// - bits cannot be cleared except by writing 0: a write that omits set bits
+//   keeps them and counts a guest error (ST-R2);
+// - FEATURES_OK is validated when it is set: it does not stick if the driver
+//   accepted a feature that was not offered, or (modern transports) did not
+//   accept VERSION_1, or the model's validateFeatures refuses the set;
+//   features are frozen once it sticks;
+// - DRIVER_OK on a modern transport does not stick without FEATURES_OK
+//   (counted); on a legacy transport it freezes the features written so far
+//   (legacy drivers have no FEATURES_OK step);
+// - FAILED is stored and changes nothing else: the device keeps serving what
+//   it is given until reset (Linux re-sets FAILED on restore and continues).
+// No buffers are consumed before DRIVER_OK (ST-D1): QueueNotify before then is
+// ignored (a guest error); when DRIVER_OK is set every ready queue is scanned
+// once, so buffers made available earlier are not lost.
+// While DEVICE_NEEDS_RESET is set the device processes no queue.
+import {
+  VIRTIO_CONFIG_S_ACKNOWLEDGE,
+  VIRTIO_CONFIG_S_DRIVER,
+  VIRTIO_CONFIG_S_DRIVER_OK,
+  VIRTIO_CONFIG_S_FAILED,
+  VIRTIO_CONFIG_S_FEATURES_OK,
+  VIRTIO_CONFIG_S_NEEDS_RESET,
+} from '../../core/uapi/status.js';
+import {
+  VIRTIO_F_VERSION_1,
+  VIRTIO_RING_F_EVENT_IDX,
+  VIRTIO_RING_F_INDIRECT_DESC,
+  featureHex,
+  fromWords,
+  hasBit,
+  hi32,
+  lo32,
+} from '../../core/uapi/features.js';
+import type { Chain, ConfigWidth, DeviceContext, DeviceModel } from '../devices/device.js';
+import type { DeviceOptionValue } from '../platform.js';
+import { DescriptorChain } from '../vring/chain.js';
+import type { GuestRam } from '../vring/guest-ram.js';
+import { RingError } from '../vring/ring-error.js';
+import { SplitQueue } from '../vring/split-queue.js';
+import type { Scheduler } from './scheduler.js';
+import { newCounters, type DeviceCounters, type TransportSignals } from './transport.js';
+
+/** Chains a queue handler may pop per invocation before yielding (vhost's "weight", BI-29). */
+export const DEFAULT_QUEUE_WEIGHT = 256;
+
+const DRIVER_STATUS_BITS =
+  VIRTIO_CONFIG_S_ACKNOWLEDGE |
+  VIRTIO_CONFIG_S_DRIVER |
+  VIRTIO_CONFIG_S_FEATURES_OK |
+  VIRTIO_CONFIG_S_DRIVER_OK |
+  VIRTIO_CONFIG_S_FAILED;
+
+export interface DeviceCoreOptions {
+  ram: GuestRam;
+  scheduler: Scheduler;
+  signals: TransportSignals;
+  /** Feature bits the transport can carry; offered = model.features & mask. */
+  featureMask: bigint;
+  /** Modern (virtio 1.x) transport: FEATURES_OK requires VERSION_1 and gates DRIVER_OK. */
+  modern: boolean;
+  weight?: number;
+}
+
+export class DeviceCore {
+  readonly queues: SplitQueue[];
+  readonly counters: DeviceCounters = newCounters();
+  readonly offered: bigint;
+  status = 0;
+  /** ConfigGeneration: monotonic across resets, so a reader never sees it repeat. */
+  configGeneration = 0;
+  /** Bumped by every device reset: deferred work and timers from older epochs do nothing. */
+  epoch = 0;
+
+  private driverLo = 0;
+  private driverHi = 0;
+  /** The driver wrote a non-zero word beyond bit 63: accepted features never offered. */
+  private driverBeyond64 = false;
+  private negotiated = 0n;
+  private frozen = false;
+  private readonly scheduled: boolean[];
+  private readonly timers = new Set<number>();
+  private budget = 0;
+  private faultArmed = false;
+  private refuseFeaturesOnce = false;
+  private readonly weight: number;
+  private readonly ctx: DeviceContext;
+
+  constructor(
+    readonly model: DeviceModel,
+    private readonly opts: DeviceCoreOptions,
+  ) {
+    this.queues = model.queueNumMax.map((max, i) => new SplitQueue(i, max));
+    this.scheduled = model.queueNumMax.map(() => false);
+    this.offered = model.features & opts.featureMask;
+    this.weight = opts.weight ?? DEFAULT_QUEUE_WEIGHT;
+    this.ctx = new CoreContext(this);
+  }
+
+  get numQueues(): number {
+    return this.queues.length;
+  }
+
+  /** DRIVER_OK and not DEVICE_NEEDS_RESET: queues may be processed. */
+  get running(): boolean {
+    return (this.status & (VIRTIO_CONFIG_S_DRIVER_OK | VIRTIO_CONFIG_S_NEEDS_RESET)) === VIRTIO_CONFIG_S_DRIVER_OK;
+  }
+
+  get features(): bigint {
+    return this.negotiated;
+  }
+
+  hasFeature(n: number): boolean {
+    return hasBit(this.negotiated, n);
+  }
+
+  /** Features the driver has written so far (before they are frozen). */
+  get driverFeatures(): bigint {
+    return fromWords(this.driverLo, this.driverHi);
+  }
+
+  guestError(msg: string): void {
+    this.counters.guestErrors++;
+    this.counters.lastGuestError = msg;
+  }
+
+  // ---- feature negotiation ----
+
+  /** 32-bit window `sel` of the offered features; selectors ≥ 2 read 0. */
+  deviceFeaturesWord(sel: number): number {
+    if (sel === 0) return lo32(this.offered);
+    if (sel === 1) return hi32(this.offered);
+    return 0;
+  }
+
+  /** Write window `sel` of the driver features; ignored once frozen. */
+  writeDriverFeaturesWord(sel: number, value: number): void {
+    if (this.frozen) {
+      this.guestError('driver features written after they were frozen (FEATURES_OK/DRIVER_OK); ignored');
+      return;
+    }
+    if (sel === 0) this.driverLo = value >>> 0;
+    else if (sel === 1) this.driverHi = value >>> 0;
+    else if (value !== 0) {
+      this.driverBeyond64 = true;
+      this.guestError(`driver features word ${sel} = 0x${(value >>> 0).toString(16)}: no such features offered`);
+    }
+  }
+
+  /** Whole-set write for transports that carry 64 bits at once. */
+  writeDriverFeatures(features: bigint): void {
+    this.writeDriverFeaturesWord(0, lo32(features));
+    this.writeDriverFeaturesWord(1, hi32(features));
+  }
+
+  private featuresAcceptable(features: bigint): string | null {
+    if (this.driverBeyond64) return 'features above bit 63 accepted';
+    const extra = features & ~this.offered;
+    if (extra !== 0n) return `features ${featureHex(extra)} accepted but not offered`;
+    if (this.opts.modern && !hasBit(features, VIRTIO_F_VERSION_1)) return 'VERSION_1 not accepted';
+    if (this.refuseFeaturesOnce) {
+      this.refuseFeaturesOnce = false;
+      return 'refusal injected';
+    }
+    if (this.model.validateFeatures && !this.guard('validateFeatures', () => this.model.validateFeatures!(features), false)) {
+      return 'refused by the device model';
+    }
+    return null;
+  }
+
+  // ---- status ----
+
+  /** A Status write (see the policy at the top of this file). */
+  writeStatus(value: number): void {
+    value >>>= 0;
+    if (value === 0) {
+      this.reset();
+      return;
+    }
+    if (value & ~DRIVER_STATUS_BITS) {
+      this.guestError(`Status 0x${value.toString(16)}: bits 0x${(value & ~DRIVER_STATUS_BITS).toString(16)} are not driver-writable; ignored`);
+    }
+    const old = this.status;
+    if (old & DRIVER_STATUS_BITS & ~value) {
+      this.guestError(`Status 0x${value.toString(16)} would clear bits of 0x${old.toString(16)}; only a write of 0 clears (reset)`);
+    }
+    let add = value & DRIVER_STATUS_BITS & ~old;
+    if (add & VIRTIO_CONFIG_S_FEATURES_OK) {
+      const features = this.driverFeatures;
+      const why = this.featuresAcceptable(features);
+      if (why) {
+        add &= ~VIRTIO_CONFIG_S_FEATURES_OK;
+        this.guestError(`FEATURES_OK refused: ${why}`);
+      } else {
+        this.negotiated = features;
+        this.frozen = true;
+      }
+    }
+    if (add & VIRTIO_CONFIG_S_DRIVER_OK) {
+      const featuresOk = ((old | add) & VIRTIO_CONFIG_S_FEATURES_OK) !== 0;
+      if (this.opts.modern && !featuresOk) {
+        add &= ~VIRTIO_CONFIG_S_DRIVER_OK;
+        this.guestError('DRIVER_OK without FEATURES_OK refused');
+      } else if (!featuresOk) {
+        this.freezeLegacyFeatures();
+      }
+    }
+    this.status = old | add;
+    if (add & VIRTIO_CONFIG_S_DRIVER_OK) this.activate();
+  }
+
+  /** Legacy negotiation point: what the driver wrote, minus anything never offered. */
+  private freezeLegacyFeatures(): void {
+    const features = this.driverFeatures;
+    const extra = features & ~this.offered;
+    if (extra !== 0n || this.driverBeyond64) this.guestError(`legacy driver accepted unoffered features ${featureHex(extra)}; dropped`);
+    this.negotiated = features & this.offered;
+    this.frozen = true;
+  }
+
+  private activate(): void {
+    if (this.model.activate) this.enter('activate', () => this.model.activate!(this.ctx));
+    for (const q of this.queues) if (q.ready) this.schedule(q.index);
+  }
+
+  /**
+   * Full device reset (Status=0, platform reset): synchronous. Status,
+   * features, every queue (layout and indices), pending work and timers go
+   * back to defaults; work and chains from before can no longer touch guest
+   * memory. The transport clears its own registers (InterruptStatus...).
+   */
+  reset(): void {
+    this.epoch++;
+    this.status = 0;
+    this.driverLo = this.driverHi = 0;
+    this.driverBeyond64 = false;
+    this.negotiated = 0n;
+    this.frozen = false;
+    this.scheduled.fill(false);
+    for (const id of this.timers) this.opts.scheduler.clearTimer(id);
+    this.timers.clear();
+    for (const q of this.queues) q.reset();
+    this.guard('reset', () => this.model.reset(), undefined);
+  }
+
+  /** Unrecoverable error: DEVICE_NEEDS_RESET, config notification if DRIVER_OK (spec 2.1.2). */
+  needsReset(reason: string): void {
+    this.counters.lastDeviceError = reason;
+    if (this.status & VIRTIO_CONFIG_S_NEEDS_RESET) return;
+    this.status |= VIRTIO_CONFIG_S_NEEDS_RESET;
+    if (this.status & VIRTIO_CONFIG_S_DRIVER_OK) this.sendConfigChange();
+  }
+
+  /** Device-specific config changed: new generation, config notification if DRIVER_OK. */
+  configChanged(): void {
+    this.configGeneration = (this.configGeneration + 1) >>> 0;
+    if (this.status & VIRTIO_CONFIG_S_DRIVER_OK) this.sendConfigChange();
+  }
+
+  private sendConfigChange(): void {
+    this.counters.configInterrupts++;
+    this.opts.signals.configChange();
+  }
+
+  // ---- config space ----
+
+  readConfig(offset: number, width: ConfigWidth): number {
+    return this.guard('readConfig', () => this.model.readConfig(offset, width), 0) >>> 0;
+  }
+
+  writeConfig(offset: number, width: ConfigWidth, value: number): void {
+    this.enter('writeConfig', () => this.model.writeConfig(offset, width, value));
+  }
+
+  // ---- queues ----
+
+  /** Enable queue q with its programmed layout; returns the refusal reason or null. */
+  enableQueue(q: number): string | null {
+    const queue = this.queues[q]!;
+    // Ring features come from what the driver accepted so far: legacy drivers
+    // set up queues before DRIVER_OK freezes the features.
+    const f = this.frozen ? this.negotiated : this.driverFeatures & this.offered;
+    const why = queue.enable(this.opts.ram, {
+      indirect: hasBit(f, VIRTIO_RING_F_INDIRECT_DESC),
+      eventIdx: hasBit(f, VIRTIO_RING_F_EVENT_IDX),
+    });
+    if (why) this.guestError(`queue ${q} not enabled: ${why}`);
+    return why;
+  }
+
+  /** QueueReady=0 / QueuePFN=0. */
+  stopQueue(q: number): void {
+    this.queues[q]!.stop();
+    this.scheduled[q] = false;
+    if (this.model.queueReset) this.guard('queueReset', () => this.model.queueReset!(q), undefined);
+  }
+
+  /** RING_RESET: the queue returns to its default state (spec 2.6.1). */
+  resetQueue(q: number): void {
+    this.queues[q]!.reset();
+    this.scheduled[q] = false;
+    if (this.model.queueReset) this.guard('queueReset', () => this.model.queueReset!(q), undefined);
+  }
+
+  /** Available-buffer notification for queue q. */
+  notify(q: number): void {
+    this.counters.notifications++;
+    const queue = Number.isInteger(q) ? this.queues[q] : undefined;
+    let why: string | null = null;
+    if (!queue) why = `QueueNotify for non-existent queue ${q}`;
+    else if (!(this.status & VIRTIO_CONFIG_S_DRIVER_OK)) why = `QueueNotify(${q}) before DRIVER_OK ignored`;
+    else if (!queue.ready) why = `QueueNotify(${q}) for a queue that is not ready`;
+    if (why) {
+      this.counters.ignoredNotifications++;
+      this.guestError(why);
+      return;
+    }
+    if (!this.running || queue!.parked) {
+      this.counters.ignoredNotifications++;
+      return;
+    }
+    this.schedule(q);
+  }
+
+  private schedule(q: number): void {
+    if (this.scheduled[q]) return;
+    this.scheduled[q] = true;
+    const epoch = this.epoch;
+    this.opts.scheduler.defer(() => {
+      if (epoch !== this.epoch) return;
+      this.scheduled[q] = false;
+      const queue = this.queues[q]!;
+      if (!this.running || !queue.ready || queue.parked) return;
+      this.enter('handleQueue', () => this.model.handleQueue(this.ctx, q));
+    });
+  }
+
+  // ---- model entry points ----
+
+  /** Arm a one-shot fault: the next model call throws (fault injection). */
+  armFault(): void {
+    this.faultArmed = true;
+  }
+
+  /** Make the next FEATURES_OK fail once (fault injection; spec 2.2.2 says a device should not). */
+  refuseNextFeaturesOk(): void {
+    this.refuseFeaturesOnce = true;
+  }
+
+  /** Model-specific injected event. */
+  inject(event: string, args: Readonly<Record<string, DeviceOptionValue>>): boolean {
+    if (!this.model.inject) return false;
+    let handled = false;
+    this.enter('inject', () => {
+      handled = this.model.inject!(this.ctx, event, args);
+    });
+    return handled;
+  }
+
+  /** Call into the model with a fresh work budget, then deliver used-buffer notifications. */
+  private enter(what: string, fn: () => void): void {
+    this.budget = this.weight;
+    this.guard(what, fn, undefined);
+    this.flushNotifications();
+  }
+
+  /** A model that throws puts its device in DEVICE_NEEDS_RESET; nothing escapes. */
+  private guard<T>(what: string, fn: () => T, fallback: T): T {
+    try {
+      if (this.faultArmed) {
+        this.faultArmed = false;
+        throw new Error('injected device fault');
+      }
+      return fn();
+    } catch (e) {
+      this.counters.deviceErrors++;
+      this.needsReset(`${this.model.name}.${what} threw: ${e instanceof Error ? e.message : String(e)}`);
+      return fallback;
+    }
+  }
+
+  private flushNotifications(): void {
+    for (const q of this.queues) this.flushQueue(q);
+  }
+
+  private flushQueue(queue: SplitQueue): void {
+    if (queue.takeNotification(this.opts.ram)) {
+      this.counters.usedInterrupts++;
+      this.opts.signals.usedBuffer(queue.index);
+    }
+  }
+
+  // ---- DeviceContext operations (through CoreContext) ----
+
+  /** @internal */
+  ctxPop(q: number): Chain | null {
+    const queue = this.queues[q];
+    if (!queue || !this.running || !queue.ready || queue.parked) return null;
+    if (this.budget <= 0) {
+      this.schedule(q);
+      return null;
+    }
+    try {
+      const chain = queue.pop(this.opts.ram);
+      if (chain) this.budget--;
+      return chain;
+    } catch (e) {
+      if (!(e instanceof RingError)) throw e;
+      queue.parked = true;
+      this.counters.ringErrors++;
+      this.guestError(e.message);
+      this.needsReset(e.message);
+      return null;
+    }
+  }
+
+  /** @internal */
+  ctxPushUsed(chain: Chain, len: number): void {
+    if (!(chain instanceof DescriptorChain)) return;
+    const queue = this.queues[chain.queue];
+    if (queue && !queue.parked && queue.pushUsed(this.opts.ram, chain, len)) this.counters.usedBuffers++;
+  }
+
+  /** @internal */
+  ctxNotifyUsed(q: number): void {
+    const queue = this.queues[q];
+    if (queue) this.flushQueue(queue);
+  }
+
+  /** @internal */
+  ctxSetTimer(ms: number, fn: () => void): number {
+    const epoch = this.epoch;
+    const id = this.opts.scheduler.setTimer(ms, () => {
+      this.timers.delete(id);
+      if (epoch === this.epoch) this.enter('timer', fn);
+    });
+    this.timers.add(id);
+    return id;
+  }
+
+  /** @internal */
+  ctxClearTimer(id: number): void {
+    if (this.timers.delete(id)) this.opts.scheduler.clearTimer(id);
+  }
+}
+
+/** The model's handle on its device; exposes only DeviceContext. */
+class CoreContext implements DeviceContext {
+  constructor(private readonly core: DeviceCore) {}
+  get features(): bigint {
+    return this.core.features;
+  }
+  hasFeature(n: number): boolean {
+    return this.core.hasFeature(n);
+  }
+  get running(): boolean {
+    return this.core.running;
+  }
+  pop(queue: number): Chain | null {
+    return this.core.ctxPop(queue);
+  }
+  pushUsed(chain: Chain, len: number): void {
+    this.core.ctxPushUsed(chain, len);
+  }
+  notifyUsed(queue: number): void {
+    this.core.ctxNotifyUsed(queue);
+  }
+  configChanged(): void {
+    this.core.configChanged();
+  }
+  needsReset(reason: string): void {
+    this.core.needsReset(reason);
+  }
+  setTimer(ms: number, fn: () => void): number {
+    return this.core.ctxSetTimer(ms, fn);
+  }
+  clearTimer(id: number): void {
+    this.core.ctxClearTimer(id);
+  }
+}
+
+/** Features every transport of this emulator can carry (bits 0-63). */
+export const ALL_FEATURES = (1n << 64n) - 1n;
+/** Legacy virtio-mmio exposes only the low 32 bits (no VERSION_1 and nothing that needs it). */
+export const LEGACY_FEATURES = (1n << 32n) - 1n;
