@@ -9,7 +9,7 @@ import { dmaFor } from '../core/dma.js';
 import { kernel } from '../core/kernel.js';
 import { virtioRngDriver, virtioRngRead } from '../core/drivers/rng.js';
 import { E2BIG, EINVAL, ENODEV, ENOENT, ENXIO } from '../core/uapi/errno.js';
-import { VIRTIO_F_VERSION_1, bit } from '../core/uapi/features.js';
+import { VIRTIO_F_NOTIFICATION_DATA, VIRTIO_F_VERSION_1, bit } from '../core/uapi/features.js';
 import { VIRTIO_ID_RNG } from '../core/uapi/ids.js';
 import { MAGIC_VALUE, REG, VIRTIO_MMIO_INT_CONFIG, VIRTIO_MMIO_INT_VRING, type RegName } from '../core/uapi/mmio.js';
 import { VIRTIO_CONFIG_S_DRIVER_OK, VIRTIO_CONFIG_S_FAILED } from '../core/uapi/status.js';
@@ -551,6 +551,23 @@ describe('virtio-mmio config ops register by register', () => {
     // vm_del_vqs of the error path deleted the first queue as well, as in Linux.
     expect(dev.vqs).toEqual([]);
     expect(m.bus.read(m.slotAddr(0) + REG.QueueReady, 4)).toBe(0);
+  });
+
+  it('vm_notify writes the queue index, or with NOTIFICATION_DATA the next avail idx above it', async () => {
+    const { m, tb, dev } = await bare();
+    const buffer = dmaBuffer(m, 16);
+    for (const withData of [false, true]) {
+      dev.features = bit(VIRTIO_F_VERSION_1) | (withData ? bit(VIRTIO_F_NOTIFICATION_DATA) : 0n);
+      const vqs: (Virtqueue | null)[] = [null];
+      expect(dev.config.findVqs(dev, vqs, [{ name: 'a' }])).toBe(0);
+      const vq = vqs[0] as Virtqueue<string>;
+      for (const t of ['x', 'y']) vq.addInbuf([{ addr: buffer, len: 16 }], t);
+      tb.clear();
+      expect(vq.notify()).toBe(true);
+      expect(tb.log.map(formatEntry)).toEqual([withData ? 'W QueueNotify <- 0x20000' : 'W QueueNotify <- 0x0']);
+      dev.config.reset(dev);
+      dev.config.delVqs(dev);
+    }
   });
 
   it('vm_del_vq warns when QueueReady does not read back 0', async () => {
