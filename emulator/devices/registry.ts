@@ -4,9 +4,17 @@
 // in-thread boards (embedding, tests).
 import { VIRTQUEUE_MAX_SIZE, isPowerOf2 } from '../../core/uapi/ring.js';
 import type { DeviceFactory, DeviceHost, DeviceModel, DeviceOptions } from './device.js';
+import { createBlk } from './blk.js';
+import { createConsole } from './console.js';
 import { createRng } from './rng.js';
+import { createRtc } from './rtc.js';
 
-const FACTORIES = new Map<string, DeviceFactory>([['rng', createRng]]);
+const FACTORIES = new Map<string, DeviceFactory>([
+  ['rng', createRng],
+  ['blk', createBlk],
+  ['console', createConsole],
+  ['rtc', createRtc],
+]);
 
 export function registerDeviceType(type: string, factory: DeviceFactory): void {
   FACTORIES.set(type, factory);
