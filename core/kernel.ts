@@ -41,6 +41,21 @@ export function isOutOfImage(o: object): boolean {
   return outsideImage.has(o);
 }
 
+/**
+ * Module-level kernel state (driver registries, IDAs): kernel memory that a
+ * hibernation image must hold although no device object points to it.
+ */
+const globals: object[] = [];
+
+export function registerKernelGlobal<T extends object>(o: T): T {
+  globals.push(o);
+  return o;
+}
+
+export function kernelGlobals(): readonly object[] {
+  return globals;
+}
+
 export class Kernel {
   readonly messages: KernelMessage[] = [];
   readonly warnings: KernelWarning[] = [];

@@ -2,6 +2,7 @@
 // noirq pair the series adds. Legacy devices get GuestPageSize again before
 // either restore, since the device may have lost it across the sleep.
 import { PAGE_SIZE } from '../core/dma.js';
+import type { DevPmOps } from '../core/pm/pm.js';
 import { REG } from '../core/uapi/mmio.js';
 import {
   virtioDeviceFreeze,
@@ -38,33 +39,13 @@ export function virtioMmioRestoreNoirq(dev: VirtioDevice): number {
   return virtioDeviceRestoreNoirq(vmDev);
 }
 
-/** A dev_pm_ops callback: 0 or -errno. */
-export type DevPmCallback = (dev: VirtioDevice) => number;
-
-/** The system-sleep members of struct dev_pm_ops. */
-export type DevPmOps = Record<
-  | 'suspend'
-  | 'resume'
-  | 'freeze'
-  | 'thaw'
-  | 'poweroff'
-  | 'restore'
-  | 'suspend_noirq'
-  | 'resume_noirq'
-  | 'freeze_noirq'
-  | 'thaw_noirq'
-  | 'poweroff_noirq'
-  | 'restore_noirq',
-  DevPmCallback
->;
-
 /**
  * virtio_mmio_pm_ops: SET_SYSTEM_SLEEP_PM_OPS(virtio_mmio_freeze,
  * virtio_mmio_restore) and SET_NOIRQ_SYSTEM_SLEEP_PM_OPS(
  * virtio_mmio_freeze_noirq, virtio_mmio_restore_noirq): suspend, freeze and
  * poweroff map to the first, resume, thaw and restore to the second.
  */
-export const virtioMmioPmOps: DevPmOps = {
+export const virtioMmioPmOps = {
   suspend: virtioMmioFreeze,
   resume: virtioMmioRestore,
   freeze: virtioMmioFreeze,
@@ -77,7 +58,7 @@ export const virtioMmioPmOps: DevPmOps = {
   thaw_noirq: virtioMmioRestoreNoirq,
   poweroff_noirq: virtioMmioFreezeNoirq,
   restore_noirq: virtioMmioRestoreNoirq,
-};
+} satisfies DevPmOps<VirtioDevice>;
 
 /** Short alias: the transport's pm ops. */
 export const pm = virtioMmioPmOps;

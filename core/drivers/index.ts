@@ -1,9 +1,10 @@
 // The drivers this model ships, by name, with a small I/O exercise each so a
 // runner can check a bound device end to end.
 import { errnoName } from '../uapi/errno.js';
-import { VIRTIO_ID_RNG } from '../uapi/ids.js';
+import { VIRTIO_ID_CLOCK, VIRTIO_ID_RNG } from '../uapi/ids.js';
 import type { VirtioDevice, VirtioDriver } from '../virtio.js';
 import { virtioRngDriver, virtioRngRead, virtioRngStats } from './rng.js';
+import { viortcDev, viortcRead, virtioRtcDriver, virtioRtcNoirqDriver } from './rtc.js';
 
 export interface IoStats {
   requests: number;
@@ -45,8 +46,41 @@ const rng: DriverEntry = {
   },
 };
 
-/** Every driver, by name. */
-export const drivers: ReadonlyMap<string, DriverEntry> = new Map([[rng.name, rng]]);
+/** virtio-rtc: read clock 0 a few times; `bytes` is ignored. */
+function rtcEntry(name: string, driver: VirtioDriver): DriverEntry {
+  const entry: DriverEntry = {
+    name,
+    deviceId: VIRTIO_ID_CLOCK,
+    driver,
+    exercise(vdev) {
+      const failures: string[] = [];
+      const vi = viortcDev(vdev);
+      if (!vi) failures.push(`${vdev.name}: rtc driver not bound`);
+      else
+        for (let i = 0; i < 4; i++) {
+          const r = viortcRead(vi, 0);
+          if (typeof r === 'number') failures.push(`${vdev.name}: clock read failed: ${errnoName(r)}`);
+        }
+      return { ...entry.stats(vdev), failures };
+    },
+    stats(vdev) {
+      const s = viortcDev(vdev)?.stats;
+      return s ? { requests: s.requests, bytes: s.completed * 8, errors: s.errors } : { requests: 0, bytes: 0, errors: 0 };
+    },
+  };
+  return entry;
+}
+
+/** The clock driver with noirq callbacks (the patch's use case) binds first. */
+const rtc = rtcEntry('rtc', virtioRtcNoirqDriver);
+const rtcClassic = rtcEntry('rtc-classic', virtioRtcDriver);
+
+/** Every driver, by name, in match order. */
+export const drivers: ReadonlyMap<string, DriverEntry> = new Map([
+  [rng.name, rng],
+  [rtc.name, rtc],
+  [rtcClassic.name, rtcClassic],
+]);
 
 export function driverByName(name: string): DriverEntry | undefined {
   return drivers.get(name);

@@ -1,6 +1,7 @@
 // virtio-rng, after Linux drivers/char/hw_random/virtio-rng.c: one "input"
 // queue that always has one entropy request (a small DMA buffer) pending;
 // reads copy out what the device returned and queue the next request.
+import { registerKernelGlobal } from '../kernel.js';
 import { Completion, irqChipForDevice, waitForCompletionTimeout } from '../completion.js';
 import { dmaForDevice } from '../dma.js';
 import { ENODEV, ENOMEM, ETIMEDOUT } from '../uapi/errno.js';
@@ -58,7 +59,8 @@ export interface Hwrng {
   read(buf: Uint8Array, wait: boolean): number;
 }
 
-export const hwrngList = new Map<string, Hwrng>();
+/** The hw_random core's list (kernel memory: held by hibernation images). */
+export const hwrngList = registerKernelGlobal(new Map<string, Hwrng>());
 
 function hwrngRegister(rng: Hwrng): number {
   hwrngList.set(rng.name, rng);
@@ -69,7 +71,7 @@ function hwrngUnregister(rng: Hwrng): void {
   hwrngList.delete(rng.name);
 }
 
-const rngIndexIda = new Set<number>();
+const rngIndexIda = registerKernelGlobal(new Set<number>());
 
 function idaAlloc(): number {
   let i = 0;

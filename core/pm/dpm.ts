@@ -49,6 +49,9 @@ export interface PmInjection {
   errno: number;
 }
 
+/** Called around every callback a phase runs (harness hook: inject device events between phases). */
+export type PmCallbackHook = (e: { phase: PmCallbackName; device: string; slot?: number; when: 'before' | 'after'; result?: number }) => void;
+
 /** "phase:device: -ERR" for logs. */
 export function formatRecord(r: PmCallRecord): string {
   return `${r.phase} ${r.device}: ${errnoName(r.result)}${r.injected ? ' (injected)' : ''}${r.error ? ` (${r.error})` : ''}`;
@@ -64,6 +67,7 @@ export class DpmCore<D = unknown> {
   /** Every callback run, in order. */
   readonly record: PmCallRecord[] = keepOutOfImage([]);
   readonly injections: PmInjection[] = keepOutOfImage([]);
+  readonly hooks: PmCallbackHook[] = keepOutOfImage([]);
   private readonly irq: IrqChip | null;
   private readonly k: Kernel;
 
@@ -107,6 +111,8 @@ export class DpmCore<D = unknown> {
     if (!cb) return 0;
     const r: PmCallRecord = { phase, device: pd.name, result: 0 };
     if (pd.slot !== undefined) r.slot = pd.slot;
+    const at = { phase, device: pd.name, ...(pd.slot !== undefined ? { slot: pd.slot } : {}) };
+    for (const h of this.hooks) h({ ...at, when: 'before' });
     try {
       r.result = cb(pd.dev);
     } catch (e) {
@@ -114,6 +120,7 @@ export class DpmCore<D = unknown> {
       r.error = e instanceof Error ? e.message : String(e);
     }
     this.record.push(r);
+    for (const h of this.hooks) h({ ...at, when: 'after', result: r.result });
     if (r.result) this.k.log('err', null, `PM: ${pd.name}: ${phase} failed: ${errnoName(r.result)}`);
     return r.result;
   }
