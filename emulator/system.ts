@@ -18,6 +18,8 @@ export interface SystemOptions extends MachineOptions {
   drivers?: VirtioDriver[];
   /** Put something between the kernel and the machine's bus (a tracer, a fault injector). */
   wrapBus?: (bus: Bus) => Bus;
+  /** Device-side setup before the kernel boots (e.g. inject a fault the probe should meet). */
+  beforeBoot?: (machine: Machine) => void;
 }
 
 export interface SleepOptions {
@@ -122,6 +124,7 @@ export class VirtioSystem {
   static async create(opts: SystemOptions = {}): Promise<VirtioSystem> {
     const machine = await Machine.create(opts);
     try {
+      opts.beforeBoot?.(machine);
       return new VirtioSystem(machine, opts.drivers ?? [...shippedDrivers.values()].map((d) => d.driver), opts.wrapBus);
     } catch (err) {
       await machine.close();

@@ -69,12 +69,12 @@ describe('run plan', () => {
 
   it('runs extra steps and turns a device that refuses FEATURES_OK into ok=false with the reason', async () => {
     const plan = buildPlan(parseSettings({ bus: 'inthread' }));
-    const refuse: RunStep = {
-      name: 'refuse-features',
-      run: (ctx) => void ctx.machine.control({ op: 'inject', slot: 0, event: 'refuse-features' }),
-    };
-    plan.steps.unshift(refuse);
+    plan.machine.beforeBoot = (m) => void m.control({ op: 'inject', slot: 0, event: 'refuse-features' });
+    let ran = false;
+    const extra: RunStep = { name: 'extra', run: () => void (ran = true) };
+    plan.steps.push(extra);
     const report = await executePlan(plan);
+    expect(ran).toBe(true);
     expect(report.ok).toBe(false);
     expect(report.devices[0]!.status & 0x80).toBe(0x80);
     expect(report.warnings.join('\n')).toMatch(/device refuses features/);

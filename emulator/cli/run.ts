@@ -12,13 +12,16 @@
 import { BusError } from '../../core/bus.js';
 import { driverByName, driverForDeviceId, drivers, driverNames, type IoStats } from '../../core/drivers/index.js';
 import { kernel } from '../../core/kernel.js';
-import { errnoName } from '../../core/uapi/errno.js';
+import type { PmCallRecord, PmInjection } from '../../core/pm/dpm.js';
+import { isPmCallbackName, PM_CALLBACKS } from '../../core/pm/pm.js';
+import type { PmTransition } from '../../core/pm/system.js';
+import { EIO, errnoByName, errnoName } from '../../core/uapi/errno.js';
 import { featureHex } from '../../core/uapi/features.js';
 import { deviceName } from '../../core/uapi/ids.js';
 import { statusString } from '../../core/uapi/status.js';
-import { VirtioBus, registerVirtioDriver } from '../../core/virtio.js';
-import { virtioMmioScan, type MmioScanResult, type VirtioMmioDevice } from '../../transports/mmio.js';
-import { Machine, type BusKind, type MachineDevice, type MachineOptions } from '../machine.js';
+import type { VirtioBus, VirtioDevice } from '../../core/virtio.js';
+import type { Machine, BusKind, MachineDevice } from '../machine.js';
+import { VirtioSystem, type PowerModel, type SystemOptions } from '../system.js';
 import type { TransportKind } from '../platform.js';
 import { UsageError, boolOpt, intOpt, stringOpt, stringsOpt, type CliCommand, type CliOptions, type CliValues } from './command.js';
 import { parseDeviceArg } from './qtest.js';
@@ -34,10 +37,38 @@ export interface RunSettings {
   bus: BusKind;
   /** Bytes of I/O per device (rng: bytes read). */
   ioBytes: number;
+  /** System sleep to cycle through after the first I/O, if any. */
+  pm: 'suspend' | 'hibernate' | null;
+  cycles: number;
+  /** Device power across sleep (default: retain for suspend, fresh for hibernate). */
+  power: PowerModel | null;
+  /** PM callbacks made to fail. */
+  fails: PmInjection[];
+  /** Progress of long runs (cycle done of total). */
+  onCycle?: (cycle: number, total: number) => void;
 }
 
 export function defaultSettings(): RunSettings {
-  return { devices: [], transport: 'mmio', json: false, bus: 'worker', ioBytes: 4096 };
+  return { devices: [], transport: 'mmio', json: false, bus: 'worker', ioBytes: 4096, pm: null, cycles: 1, power: null, fails: [] };
+}
+
+const POWER_MODELS: PowerModel[] = ['retain', 'reset', 'fresh'];
+
+/** "suspend_noirq:1[:EIO]" → an injection (errno by name or number, default EIO). */
+export function parseFail(spec: string): PmInjection {
+  const [phase, slot, err, ...rest] = spec.split(':');
+  if (rest.length || phase === undefined || slot === undefined)
+    throw new UsageError(`--fail: expected PHASE:SLOT[:ERRNO], got '${spec}'`);
+  if (!isPmCallbackName(phase)) throw new UsageError(`--fail: unknown PM phase '${phase}' (known: ${PM_CALLBACKS.join(', ')})`);
+  if (!/^\d+$/.test(slot)) throw new UsageError(`--fail: slot must be a number, got '${slot}'`);
+  let errno = EIO;
+  if (err !== undefined) {
+    const byName = errnoByName(err);
+    const n = /^-?\d+$/.test(err) ? Math.abs(Number(err)) : byName;
+    if (!n) throw new UsageError(`--fail: unknown errno '${err}'`);
+    errno = n;
+  }
+  return { phase, device: Number(slot), errno };
 }
 
 export interface RunOption {
@@ -99,6 +130,45 @@ export const RUN_OPTIONS: RunOption[] = [
     },
   },
   {
+    name: 'pm',
+    spec: { type: 'string' },
+    help: '--pm KIND          system sleep after the first I/O: suspend or hibernate',
+    apply(s, v) {
+      const k = stringOpt(v, 'pm');
+      if (k === undefined) return;
+      if (k !== 'suspend' && k !== 'hibernate') throw new UsageError(`--pm: expected suspend or hibernate, got '${k}'`);
+      s.pm = k;
+    },
+  },
+  {
+    name: 'cycles',
+    spec: { type: 'string' },
+    help: '--cycles N         sleep/wake cycles (default 1), I/O checked after each',
+    apply(s, v) {
+      const n = intOpt(v, 'cycles', 1);
+      if (n !== undefined) s.cycles = n;
+    },
+  },
+  {
+    name: 'power',
+    spec: { type: 'string' },
+    help: '--power MODEL      device power across sleep: retain (suspend default), reset, fresh (hibernate default)',
+    apply(s, v) {
+      const p = stringOpt(v, 'power');
+      if (p === undefined) return;
+      if (!POWER_MODELS.includes(p as PowerModel)) throw new UsageError(`--power: expected ${POWER_MODELS.join(', ')}, got '${p}'`);
+      s.power = p as PowerModel;
+    },
+  },
+  {
+    name: 'fail',
+    spec: { type: 'string', multiple: true },
+    help: '--fail P:SLOT[:E]  make PM callback P (e.g. suspend_noirq) of SLOT fail with errno E (default EIO); repeatable',
+    apply(s, v) {
+      s.fails = stringsOpt(v, 'fail').map(parseFail);
+    },
+  },
+  {
     name: 'json',
     spec: { type: 'boolean' },
     help: '--json             print one JSON document instead of the summary',
@@ -113,6 +183,7 @@ export function parseSettings(values: CliValues): RunSettings {
   for (const o of RUN_OPTIONS) o.apply(s, values);
   if (s.devices.length === 0) s.devices = [{ type: 'rng' }];
   s.devices = s.devices.map((d) => ({ ...d, transport: checkTransport(d.transport ?? s.transport, `--device ${d.type}`) }));
+  if (!s.pm && (s.power || s.fails.length || s.cycles !== 1)) throw new UsageError('--cycles, --power and --fail need --pm');
   return s;
 }
 
@@ -122,16 +193,31 @@ export function parseSettings(values: CliValues): RunSettings {
 /** One device as the run sees it. */
 export interface RunDevice {
   slot: number;
-  vdev: VirtioMmioDevice;
+  vdev: VirtioDevice;
+  transport: string;
+}
+
+/** One sleep/wake cycle in the report. */
+export interface PmCycleReport {
+  kind: 'suspend' | 'hibernate';
+  cycle: number;
+  /** 0 or the errno name of the step that aborted the transition. */
+  result: string;
+  failedStep?: string;
+  power: PowerModel;
+  phases: { phase: string; slot: number | null; result: string; kernel?: 'boot' }[];
+  /** Every device did its I/O again after this cycle. */
+  devicesOk: boolean;
 }
 
 export interface RunContext {
   readonly settings: RunSettings;
+  readonly sys: VirtioSystem;
   readonly machine: Machine;
   /** The modelled kernel's virtio bus, with every driver registered. */
   readonly virtioBus: VirtioBus;
   devices: RunDevice[];
-  scan: MmioScanResult | null;
+  readonly pm: PmCycleReport[];
   /** One line per problem; any entry makes the run fail. */
   readonly errors: string[];
 }
@@ -143,20 +229,16 @@ export interface RunStep {
 
 export interface RunPlan {
   settings: RunSettings;
-  machine: MachineOptions;
+  machine: SystemOptions;
   steps: RunStep[];
 }
 
-/** Scan the windows; drivers bind as devices register (virtio_mmio_probe → bus probe). */
+/** The kernel scanned every transport at boot; drivers bound as devices registered. */
 export const probeStep: RunStep = {
   name: 'probe',
   run(ctx) {
-    const scan = virtioMmioScan(ctx.machine.bus, ctx.machine.config.slots, ctx.virtioBus);
-    ctx.scan = scan;
-    for (const r of scan.slots) {
-      if (r.ret) ctx.errors.push(`slot ${r.slot}: virtio_mmio probe failed: ${errnoName(r.ret)}${r.message ? ` (${r.message})` : ''}`);
-      else if (r.device) ctx.devices.push({ slot: r.slot, vdev: r.device });
-    }
+    for (const e of ctx.sys.kernel.errors) ctx.errors.push(`slot ${e.slot}: probe failed: ${e.message}`);
+    for (const d of ctx.sys.devices) ctx.devices.push({ slot: d.slot, vdev: d.vdev, transport: d.transport });
     for (const { slot, vdev } of ctx.devices) {
       if (!vdev.driver) {
         const why = vdev.probeResult ? `probe failed with ${errnoName(vdev.probeResult)}` : 'no matching driver';
@@ -168,26 +250,70 @@ export const probeStep: RunStep = {
   },
 };
 
+/** Run each bound device's default I/O; returns the problems found. */
+function exerciseAll(ctx: RunContext): string[] {
+  const failures: string[] = [];
+  for (const { vdev } of ctx.devices) {
+    if (!vdev.driver) continue;
+    const entry = driverForDeviceId(vdev.id.device);
+    if (!entry) continue;
+    failures.push(...entry.exercise(vdev, { bytes: ctx.settings.ioBytes }).failures);
+  }
+  return failures;
+}
+
 /** The default I/O of each bound device's driver. */
 export const ioStep: RunStep = {
   name: 'io',
   run(ctx) {
-    for (const { vdev } of ctx.devices) {
-      if (!vdev.driver) continue;
-      const entry = driverForDeviceId(vdev.id.device);
-      if (!entry) continue;
-      const r = entry.exercise(vdev, { bytes: ctx.settings.ioBytes });
-      ctx.errors.push(...r.failures);
-    }
+    ctx.errors.push(...exerciseAll(ctx));
   },
 };
 
+function phaseRecord(r: PmCallRecord): PmCycleReport['phases'][number] {
+  return { phase: r.phase, slot: r.slot ?? null, result: errnoName(r.result), ...(r.kernel ? { kernel: r.kernel } : {}) };
+}
+
+/** Sleep and wake `cycles` times; every device must do its I/O again after each. */
+export function pmStep(kind: 'suspend' | 'hibernate', cycles: number, power: PowerModel, fails: PmInjection[]): RunStep {
+  return {
+    name: `pm ${kind}`,
+    run(ctx) {
+      for (const f of fails) ctx.sys.injectPmFailure(f);
+      for (let cycle = 1; cycle <= cycles; cycle++) {
+        const t: PmTransition = kind === 'suspend' ? ctx.sys.suspend({ power }) : ctx.sys.hibernate({ power });
+        const failures = exerciseAll(ctx);
+        ctx.errors.push(...failures.map((f) => `${kind} cycle ${cycle}: ${f}`));
+        ctx.pm.push({
+          kind,
+          cycle,
+          result: errnoName(t.result),
+          ...(t.failedStep ? { failedStep: t.failedStep } : {}),
+          power,
+          phases: t.records.map(phaseRecord),
+          devicesOk: failures.length === 0,
+        });
+        ctx.settings.onCycle?.(cycle, cycles);
+      }
+      for (const f of fails) {
+        const fired = ctx.pm.some((c) => c.phases.some((p) => p.phase === f.phase && p.slot === f.device));
+        if (!fired) ctx.errors.push(`--fail ${f.phase}:${f.device}: no such callback ran in a ${kind} cycle`);
+      }
+    },
+  };
+}
+
 export function buildPlan(settings: RunSettings): RunPlan {
-  const machine: MachineOptions = {
+  const machine: SystemOptions = {
     devices: settings.devices,
     bus: settings.bus,
   };
-  return { settings, machine, steps: [probeStep, ioStep] };
+  const steps = [probeStep, ioStep];
+  if (settings.pm) {
+    const power = settings.power ?? (settings.pm === 'suspend' ? 'retain' : 'fresh');
+    steps.push(pmStep(settings.pm, settings.cycles, power, settings.fails));
+  }
+  return { settings, machine, steps };
 }
 
 // ---------------------------------------------------------------------------
@@ -210,15 +336,15 @@ export interface DeviceReport {
 export interface RunReport {
   ok: boolean;
   devices: DeviceReport[];
+  pm?: PmCycleReport[];
   warnings: string[];
 }
 
 export async function executePlan(plan: RunPlan): Promise<RunReport> {
   kernel.clear();
-  const machine = await Machine.create(plan.machine);
-  const virtioBus = new VirtioBus();
-  for (const d of drivers.values()) registerVirtioDriver(d.driver, virtioBus);
-  const ctx: RunContext = { settings: plan.settings, machine, virtioBus, devices: [], scan: null, errors: [] };
+  const sys = await VirtioSystem.create({ ...plan.machine, drivers: [...drivers.values()].map((d) => d.driver) });
+  const machine = sys.machine;
+  const ctx: RunContext = { settings: plan.settings, sys, machine, virtioBus: sys.kernel.virtioBus, devices: [], pm: [], errors: [] };
   try {
     for (const step of plan.steps) {
       try {
@@ -240,7 +366,7 @@ function describe(err: unknown): string {
 }
 
 function report(ctx: RunContext): RunReport {
-  const devices = ctx.devices.map(({ slot, vdev }): DeviceReport => {
+  const devices = ctx.devices.map(({ slot, vdev, transport }): DeviceReport => {
     let status = -1;
     try {
       status = vdev.config.getStatus(vdev);
@@ -254,7 +380,7 @@ function report(ctx: RunContext): RunReport {
       name: deviceName(vdev.id.device),
       dev: vdev.name,
       driver: vdev.driver?.name ?? null,
-      transport: vdev.version === 1 ? 'mmio-legacy' : 'mmio',
+      transport: transport as TransportKind,
       status,
       features: featureHex(vdev.features),
       io: entry ? entry.stats(vdev) : { requests: 0, bytes: 0, errors: 0 },
@@ -266,7 +392,14 @@ function report(ctx: RunContext): RunReport {
     ...ctx.errors,
   ];
   const ioErrors = devices.reduce((n, d) => n + d.io.errors, 0);
-  return { ok: warnings.length === 0 && ioErrors === 0, devices, warnings };
+  // Error messages an injected PM failure provokes are expected: the run
+  // fails on WARN_ONs, step errors (incl. devices not working after a
+  // cycle) and I/O errors.
+  const injected = ctx.settings.fails.length > 0;
+  const errs = injected ? kernel.warnings.length + ctx.errors.length : warnings.length;
+  const r: RunReport = { ok: errs === 0 && ioErrors === 0, devices, warnings };
+  if (ctx.settings.pm) r.pm = ctx.pm;
+  return r;
 }
 
 export function formatJson(r: RunReport): string {
@@ -284,6 +417,14 @@ export function formatText(r: RunReport): string {
         `  io ${d.io.requests} requests, ${d.io.bytes} bytes, ${d.io.errors} errors`,
     );
   }
+  for (const c of r.pm ?? []) {
+    const failed = c.phases.filter((p) => p.result !== '0');
+    lines.push(
+      `${c.kind} cycle ${c.cycle} (power ${c.power}): ${c.result === '0' ? 'ok' : `aborted ${c.result}${c.failedStep ? ` in ${c.failedStep}` : ''}`}, ` +
+        `${c.phases.length} callbacks${failed.length ? `, failed: ${failed.map((p) => `${p.phase}@${p.slot} ${p.result}`).join(' ')}` : ''}` +
+        `, devices ${c.devicesOk ? 'ok' : 'NOT ok'}`,
+    );
+  }
   for (const w of r.warnings) lines.push(`warning: ${w}`);
   lines.push(r.ok ? 'ok' : 'FAILED');
   return `${lines.join('\n')}\n`;
@@ -292,7 +433,9 @@ export function formatText(r: RunReport): string {
 export const command: CliCommand = {
   name: 'run',
   summary: 'start a machine, probe its devices with the model drivers and do I/O',
-  usage: '[--device SPEC]... [--transport mmio|mmio-legacy] [--bus worker|inthread] [--bytes N] [--json]',
+  usage:
+    '[--device SPEC]... [--transport mmio|mmio-legacy] [--bus worker|inthread] [--bytes N]\n' +
+    '        [--pm suspend|hibernate [--cycles N] [--power retain|reset|fresh] [--fail PHASE:SLOT[:ERRNO]]...] [--json]',
   help: RUN_OPTIONS.map((o) => o.help).join('\n'),
   options: Object.fromEntries(RUN_OPTIONS.map((o) => [o.name, o.spec])),
   async run(values) {
