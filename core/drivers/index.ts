@@ -1,8 +1,11 @@
 // The drivers this model ships, by name, with a small I/O exercise each so a
 // runner can check a bound device end to end.
 import { errnoName } from '../uapi/errno.js';
-import { VIRTIO_ID_CLOCK, VIRTIO_ID_RNG } from '../uapi/ids.js';
+import { SECTOR_SIZE } from '../uapi/blk.js';
+import { VIRTIO_ID_BLOCK, VIRTIO_ID_CLOCK, VIRTIO_ID_CONSOLE, VIRTIO_ID_RNG } from '../uapi/ids.js';
 import type { VirtioDevice, VirtioDriver } from '../virtio.js';
+import { virtblkFlush, virtblkGetId, virtblkInfo, virtblkRead, virtblkStats, virtblkWrite, virtioBlkDriver } from './blk.js';
+import { virtconsInfo, virtconsStats, virtconsWrite, virtioConsoleDriver } from './console.js';
 import { virtioRngDriver, virtioRngRead, virtioRngStats } from './rng.js';
 import { viortcDev, viortcRead, virtioRtcDriver, virtioRtcNoirqDriver } from './rtc.js';
 
@@ -46,6 +49,73 @@ const rng: DriverEntry = {
   },
 };
 
+/** Sectors the blk check uses at most. */
+const BLK_CHECK_MAX_SECTORS = 64;
+
+/**
+ * virtio-blk: at the end of the disk, write a pattern over a few sectors
+ * (`bytes` of them, rounded up to whole sectors), read it back, put the old
+ * contents back and flush, so the check never disturbs data a user wrote.
+ * A read-only disk is only read. GET_ID must answer.
+ */
+const blk: DriverEntry = {
+  name: 'blk',
+  deviceId: VIRTIO_ID_BLOCK,
+  driver: virtioBlkDriver,
+  exercise(vdev, { bytes }) {
+    const failures: string[] = [];
+    const fail = (what: string, r: number): void => void failures.push(`${vdev.name}: blk ${what} failed: ${errnoName(r)}`);
+    const vblk = virtblkInfo(vdev);
+    if (!vblk) return { ...blk.stats(vdev), failures: [`${vdev.name}: blk driver not bound`] };
+    const count = Math.min(vblk.capacity, BLK_CHECK_MAX_SECTORS, Math.max(1, Math.ceil(bytes / SECTOR_SIZE)));
+    const sector = vblk.capacity - count;
+    const id = virtblkGetId(vdev);
+    if (typeof id === 'number') fail('GET_ID', id);
+    const saved = virtblkRead(vdev, sector, count);
+    if (typeof saved === 'number') {
+      fail(`read of sectors ${sector}+${count}`, saved);
+    } else if (!vblk.readOnly) {
+      const salt = vblk.stats.requests & 0xff;
+      const pattern = Uint8Array.from({ length: count * SECTOR_SIZE }, (_, i) => (i * 131 + salt + (i >> 9)) & 0xff);
+      let r = virtblkWrite(vdev, sector, pattern);
+      if (r < 0) fail(`write of sectors ${sector}+${count}`, r);
+      const back = virtblkRead(vdev, sector, count);
+      if (typeof back === 'number') fail(`read-back of sectors ${sector}+${count}`, back);
+      else if (!back.every((b, i) => b === pattern[i])) failures.push(`${vdev.name}: blk sectors ${sector}+${count} read back differ from what was written`);
+      r = virtblkWrite(vdev, sector, saved);
+      if (r < 0) fail(`restore of sectors ${sector}+${count}`, r);
+      r = virtblkFlush(vdev);
+      if (r < 0) fail('flush', r);
+    }
+    return { ...blk.stats(vdev), failures };
+  },
+  stats(vdev) {
+    const s = virtblkStats(vdev);
+    return { requests: s.requests, bytes: s.bytes, errors: s.errors };
+  },
+};
+
+/** virtio-console: transmit one line; `bytes` is ignored. */
+const cons: DriverEntry = {
+  name: 'console',
+  deviceId: VIRTIO_ID_CONSOLE,
+  driver: virtioConsoleDriver,
+  exercise(vdev) {
+    const failures: string[] = [];
+    if (!virtconsInfo(vdev)) return { ...cons.stats(vdev), failures: [`${vdev.name}: console driver not bound`] };
+    const before = virtconsStats(vdev).linesSent;
+    const line = `virtio-emu: ${vdev.name} console check ${before + 1}\n`;
+    const r = virtconsWrite(vdev, line);
+    if (r < 0) failures.push(`${vdev.name}: console write failed: ${errnoName(r)}`);
+    else if (virtconsStats(vdev).linesSent !== before + 1) failures.push(`${vdev.name}: console line not counted as sent`);
+    return { ...cons.stats(vdev), failures };
+  },
+  stats(vdev) {
+    const s = virtconsStats(vdev);
+    return { requests: s.buffersSent, bytes: s.bytesSent + s.bytesReceived, errors: s.errors };
+  },
+};
+
 /** virtio-rtc: read clock 0 a few times; `bytes` is ignored. */
 function rtcEntry(name: string, driver: VirtioDriver): DriverEntry {
   const entry: DriverEntry = {
@@ -78,6 +148,8 @@ const rtcClassic = rtcEntry('rtc-classic', virtioRtcDriver);
 /** Every driver, by name, in match order. */
 export const drivers: ReadonlyMap<string, DriverEntry> = new Map([
   [rng.name, rng],
+  [blk.name, blk],
+  [cons.name, cons],
   [rtc.name, rtc],
   [rtcClassic.name, rtcClassic],
 ]);
