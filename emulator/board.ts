@@ -8,6 +8,7 @@
 // device into DEVICE_NEEDS_RESET, and an internal fault is counted.
 import type { AccessWidth } from '../core/bus.js';
 import { MMIO_WINDOW_SIZE } from '../core/uapi/mmio.js';
+import { createChannelSubsystem } from './ccw/css.js';
 import type { DeviceHost, DeviceModel } from './devices/device.js';
 import { createDeviceModel } from './devices/registry.js';
 import { EmptySlot } from './mmio/empty-slot.js';
@@ -63,10 +64,17 @@ export interface RegionDevice {
 export type TransportRegionFactory = (env: TransportEnv, devices: RegionDevice[]) => TransportRegion;
 
 /**
- * Region transports by kind. 'ccw' is added here by the channel-subsystem
- * module; until then ccw device specs are refused at creation.
+ * Region transports by kind. Each is instantiated on every board, with or
+ * without devices, so its windows always answer (an empty subchannel says
+ * "no device" instead of being an unmapped address).
  */
-export const REGION_TRANSPORTS: Partial<Record<TransportKind, TransportRegionFactory>> = {};
+export const REGION_TRANSPORTS: Partial<Record<TransportKind, TransportRegionFactory>> = { ccw: createChannelSubsystem };
+
+/** Options named '<transport>.<name>' (e.g. ccw.max_revision) configure the transport, not the model. */
+function modelOptions(spec: DeviceSpec): NonNullable<DeviceSpec['options']> {
+  const prefix = `${spec.transport}.`;
+  return Object.fromEntries(Object.entries(spec.options ?? {}).filter(([k]) => !k.startsWith(prefix)));
+}
 
 export interface SlotStats extends DeviceCounters {
   slot: number;
@@ -159,13 +167,17 @@ class VirtioBoard implements Board {
         if (spec) {
           if (!REGION_TRANSPORTS[spec.transport]) throw new Error(`board: slot ${i}: transport '${spec.transport}' is not available on this board yet`);
           const list = byKind.get(spec.transport) ?? [];
-          list.push({ slot: i, spec, model: createDeviceModel(spec.type, spec.options ?? {}, host) });
+          list.push({ slot: i, spec, model: createDeviceModel(spec.type, modelOptions(spec), host) });
           byKind.set(spec.transport, list);
         }
         this.slots.push({ spec, window: new EmptySlot(), transport: null });
       }
     }
-    this.regions = [...byKind].map(([kind, devices]) => ({ kind, devices, region: REGION_TRANSPORTS[kind]!(this.env, devices) }));
+    this.regions = [];
+    for (const [kind, factory] of Object.entries(REGION_TRANSPORTS) as [TransportKind, TransportRegionFactory][]) {
+      const devices = byKind.get(kind) ?? [];
+      this.regions.push({ kind, devices, region: factory(this.env, devices) });
+    }
   }
 
   // ---- trapped accesses ----

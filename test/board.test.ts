@@ -89,8 +89,9 @@ function config(devices: Parameters<typeof createBoard>[0]['devices'], over: Par
 
 describe('createBoard', () => {
   const ram = () => new Uint8Array(new SharedArrayBuffer(1 << 20));
-  it('refuses ccw devices until the channel subsystem exists', () => {
-    expect(() => createBoard(config([{ type: 'rng', transport: 'ccw' }]), ram(), new RecordingIrq())).toThrow(/ccw/);
+  it('puts ccw devices on the channel subsystem and refuses bad ccw options', () => {
+    expect(() => createBoard(config([{ type: 'rng', transport: 'ccw' }]), ram(), new RecordingIrq())).not.toThrow();
+    expect(() => createBoard(config([{ type: 'rng', transport: 'ccw', options: { 'ccw.max_revision': 7 } }]), ram(), new RecordingIrq())).toThrow(/ccw.max_revision/);
   });
   it('refuses unknown device types and bad options', () => {
     expect(() => createBoard(config([{ type: 'nope', transport: 'mmio' }]), ram(), new RecordingIrq())).toThrow(/unknown device type/);
