@@ -17,25 +17,39 @@ export function quantile(sorted: number[], q: number): number {
   return sorted[i]!;
 }
 
+/** Median and p99 of unsorted samples (ns per op). */
+export function summarise(samples: number[]): { median_ns: number; p99_ns: number; ops_per_s: number } {
+  const s = [...samples].sort((a, b) => a - b);
+  const median = quantile(s, 0.5);
+  return { median_ns: median, p99_ns: quantile(s, 0.99), ops_per_s: 1e9 / median };
+}
+
 async function timeBatch(inst: BenchInstance, n: number): Promise<number> {
   const t0 = process.hrtime.bigint();
-  const r = inst.run(n);
-  if (r) await r;
-  return Number(process.hrtime.bigint() - t0);
+  let r = inst.run(n);
+  if (r instanceof Promise) r = await r;
+  const wall = Number(process.hrtime.bigint() - t0);
+  return typeof r === 'number' ? r : wall;
+}
+
+/** Per-case time budget: warm-up and measurement windows, ms. */
+export function budget(ctx: BenchContext): { warmupMs: number; measureMs: number; minBatches: number } {
+  return ctx.quick ? { warmupMs: 40, measureMs: 150, minBatches: 15 } : { warmupMs: 500, measureMs: 2000, minBatches: 200 };
 }
 
 export async function measure(inst: BenchInstance, ctx: BenchContext): Promise<Timing> {
-  const warmupNs = (ctx.quick ? 100 : 500) * 1e6;
-  const measureNs = (ctx.quick ? 300 : 2000) * 1e6;
+  const b = budget(ctx);
+  const warmupNs = b.warmupMs * 1e6;
+  const measureNs = b.measureMs * 1e6;
   // Long enough to dwarf the timer, short enough for many batches.
   const targetBatchNs = 200_000;
-  const minBatches = ctx.quick ? 30 : 200;
+  const minBatches = inst.minBatches ?? b.minBatches;
 
-  let size = 1;
+  let size = inst.batchSize ?? 1;
   const warmStart = process.hrtime.bigint();
   for (;;) {
     const t = await timeBatch(inst, size);
-    if (t < targetBatchNs && size < 1 << 24) size *= 2;
+    if (inst.batchSize === undefined && t < targetBatchNs && size < 1 << 24) size *= 2;
     if (Number(process.hrtime.bigint() - warmStart) >= warmupNs) break;
   }
 
@@ -44,13 +58,5 @@ export async function measure(inst: BenchInstance, ctx: BenchContext): Promise<T
   while (perOp.length < minBatches || Number(process.hrtime.bigint() - start) < measureNs) {
     perOp.push((await timeBatch(inst, size)) / size);
   }
-  perOp.sort((a, b) => a - b);
-  const median = quantile(perOp, 0.5);
-  return {
-    median_ns: median,
-    p99_ns: quantile(perOp, 0.99),
-    ops_per_s: 1e9 / median,
-    batches: perOp.length,
-    batch_size: size,
-  };
+  return { ...summarise(perOp), batches: perOp.length, batch_size: size };
 }

@@ -1,37 +1,15 @@
-// The register trap path and its reference points: the raw SAB round trip
-// (the floor), the same read in-thread (no crossing), and over postMessage.
+// The reference points of the register trap path: the raw SAB round trip
+// between the same two threads (the floor), and the same read over a
+// postMessage round trip (the design a naive implementation would use).
 import { Worker } from 'node:worker_threads';
 import { MAGIC_VALUE, REG } from '../../../core/uapi/mmio.js';
 import { MB, SPIN_CHECK_MASK, SPIN_MS, createMailbox } from '../../bus/mailbox.js';
 import { createIrqState } from '../../irq/controller.js';
-import { Machine, boardModuleUrl, buildBoardConfig, type BusKind, type MachineOptions } from '../../machine.js';
+import { boardModuleUrl, buildBoardConfig, type BusKind, type MachineOptions } from '../../machine.js';
 import type { BenchCase, BenchContext, BenchInstance } from '../registry.js';
 
 function machineOpts(ctx: BenchContext, bus: BusKind): MachineOptions {
   return { devices: ['rng'], ramSize: 1 << 20, bus, ...(ctx.boardModule ? { boardModule: ctx.boardModule } : {}) };
-}
-
-async function trapCase(ctx: BenchContext, bus: BusKind, op: 'read' | 'write'): Promise<BenchInstance> {
-  const m = await Machine.create(machineOpts(ctx, bus));
-  const b = m.bus;
-  const base = m.slotAddr(0);
-  if (b.read(base + REG.MagicValue, 4) !== MAGIC_VALUE) {
-    await m.close();
-    throw new Error('slot 0 does not read MagicValue');
-  }
-  const magic = base + REG.MagicValue;
-  const sel = base + REG.QueueSel;
-  return {
-    run:
-      op === 'read'
-        ? (n) => {
-            for (let i = 0; i < n; i++) b.read(magic, 4);
-          }
-        : (n) => {
-            for (let i = 0; i < n; i++) b.write(sel, 4, 0);
-          },
-    teardown: () => m.close(),
-  };
 }
 
 async function pingpong(): Promise<BenchInstance> {
@@ -113,29 +91,15 @@ async function postMessageRead(ctx: BenchContext): Promise<BenchInstance> {
   };
 }
 
-export const cases: BenchCase[] = [
+export const floorCases: BenchCase[] = [
   {
     name: 'sab.pingpong',
     description: 'raw SharedArrayBuffer round trip to a worker spinning like the mailbox (the floor)',
     setup: () => pingpong(),
   },
-  {
-    name: 'mmio.read32.trap',
-    description: 'read MagicValue through the worker trap mailbox',
-    ratioTo: 'sab.pingpong',
-    setup: (ctx) => trapCase(ctx, 'worker', 'read'),
-  },
-  {
-    name: 'mmio.write32.trap',
-    description: 'write QueueSel through the worker trap mailbox',
-    ratioTo: 'sab.pingpong',
-    setup: (ctx) => trapCase(ctx, 'worker', 'write'),
-  },
-  {
-    name: 'mmio.read32.inthread',
-    description: 'read MagicValue with the board in the calling thread',
-    setup: (ctx) => trapCase(ctx, 'inthread', 'read'),
-  },
+];
+
+export const baselineCases: BenchCase[] = [
   {
     name: 'baseline.postmessage.read32',
     description: 'read MagicValue via a postMessage round trip to a worker',

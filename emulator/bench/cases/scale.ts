@@ -1,0 +1,106 @@
+// Scale: one machine with 1024 virtio-rng devices (memory per device, probe
+// time), and the device work of 8 devices served by one device worker versus
+// two. A machine has exactly one device worker, so "two workers" is two
+// machines with 4 devices each, both driven from this thread by the same
+// batching loop as "one worker" (one machine with all 8 devices).
+import { runInNewContext } from 'node:vm';
+import { setFlagsFromString } from 'node:v8';
+import { virtioRngDriver } from '../../../core/drivers/rng.js';
+import { dmaFor } from '../../../core/dma.js';
+import { VIRTIO_ID_RNG } from '../../../core/uapi/ids.js';
+import { Machine, type MachineOptions } from '../../machine.js';
+import { benchDriver } from '../bench-driver.js';
+import { runPipeline, type Pipe } from '../pipeline.js';
+import type { BenchCase, BenchContext, BenchInstance } from '../registry.js';
+import { rngPipe } from './datapath.js';
+import { countedSystem, probeCase } from './probe-pm.js';
+
+const SCALE_DEVICES = 1024;
+const WORKER_DEVICES = 8;
+const CHAIN_BYTES = 16;
+
+setFlagsFromString('--expose-gc');
+const gc = runInNewContext('gc') as () => void;
+
+function settledRss(): number {
+  gc();
+  gc();
+  return process.memoryUsage().rss;
+}
+
+/** RSS a machine adds while it exists (worker heap with its board, SABs touched, thread stack). */
+async function machineRss(opts: MachineOptions): Promise<number> {
+  const r0 = settledRss();
+  const m = await Machine.create(opts);
+  // The worker has built its board and is serving: its heap is the board's.
+  const r1 = settledRss();
+  await m.close();
+  return r1 - r0;
+}
+
+async function scaleCase(ctx: BenchContext): Promise<BenchInstance> {
+  const board = ctx.boardModule ? { boardModule: ctx.boardModule } : {};
+  // Device side: 1024 devices against 1024 empty windows, same RAM, so the
+  // difference is the device models, register files and queues.
+  const full = await machineRss({ slots: SCALE_DEVICES, devices: Array.from({ length: SCALE_DEVICES }, () => 'rng'), ramSize: 1 << 20, ...board });
+  const empty = await machineRss({ slots: SCALE_DEVICES, devices: [], ramSize: 1 << 20, ...board });
+  // Kernel side: what the boot probe leaves on this thread's heap, and its DMA (vrings, buffers).
+  const heap0 = (gc(), process.memoryUsage().heapUsed);
+  const { sys } = await countedSystem(ctx, 'rng', SCALE_DEVICES, [virtioRngDriver]);
+  const heap1 = (gc(), process.memoryUsage().heapUsed);
+  const dma = dmaFor(sys.machine.mem).stats().used;
+  await sys.close();
+  const inst = await probeCase(ctx, SCALE_DEVICES);
+  const probeExtras = inst.extras;
+  return {
+    ...inst,
+    minBatches: ctx.quick ? 3 : 10,
+    extras: (t) => ({
+      ...(probeExtras ? probeExtras(t) : {}),
+      bytes_per_device: (full - empty) / SCALE_DEVICES,
+      kernel_heap_bytes_per_device: (heap1 - heap0) / SCALE_DEVICES,
+      dma_bytes_per_device: dma / SCALE_DEVICES,
+    }),
+  };
+}
+
+async function workersCase(ctx: BenchContext, machines: number): Promise<BenchInstance> {
+  const drv = benchDriver('bench_rng_scale', VIRTIO_ID_RNG, { eventIdx: true });
+  const per = WORKER_DEVICES / machines;
+  const systems = await Promise.all(
+    Array.from({ length: machines }, () => countedSystem(ctx, 'rng', per, [drv.driver])),
+  );
+  const pipes: Pipe[] = [];
+  for (const { sys } of systems) {
+    for (const d of sys.devices) pipes.push(rngPipe(drv.queue(d.vdev)!, sys.bus.irq, CHAIN_BYTES));
+  }
+  return {
+    run(n) {
+      runPipeline(pipes, n);
+    },
+    batchSize: pipes.reduce((a, p) => a + p.depth, 0),
+    teardown: async () => {
+      await Promise.all(systems.map(({ sys }) => sys.close()));
+    },
+    extras: (t) => ({ chains_per_s: t.ops_per_s, devices: WORKER_DEVICES, machines, workers: machines, bytes: CHAIN_BYTES }),
+  };
+}
+
+export const cases: BenchCase[] = [
+  {
+    name: `scale.probe.${SCALE_DEVICES}dev`,
+    description: `one machine with ${SCALE_DEVICES} virtio-rng devices: probe time and memory per device`,
+    setup: (ctx) => scaleCase(ctx),
+  },
+  {
+    name: `scale.workers.one.${WORKER_DEVICES}dev`,
+    description: `ring throughput over ${WORKER_DEVICES} rng devices in one machine (one device worker)`,
+    setup: (ctx) => workersCase(ctx, 1),
+  },
+  {
+    name: `scale.workers.two.${WORKER_DEVICES / 2}dev_each`,
+    description: `the same ${WORKER_DEVICES} devices as two machines of ${WORKER_DEVICES / 2} (two device workers), driven concurrently`,
+    ratioTo: `scale.workers.one.${WORKER_DEVICES}dev`,
+    setup: (ctx) => workersCase(ctx, 2),
+  },
+];
