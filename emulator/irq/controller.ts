@@ -6,6 +6,7 @@
 import type { IrqChip, IrqHandler } from '../../core/bus.js';
 import type { IrqLines } from '../platform.js';
 import { waitAsync } from '../bus/atomics.js';
+import { SPIN_CHECK_MASK, SPIN_MS as IRQ_SPIN_MS } from '../bus/mailbox.js';
 
 // Header words.
 /** Bumped by the device side on every raise; the main thread waits on it. */
@@ -163,6 +164,7 @@ export class IrqController implements IrqChip {
   waitAndDeliver(timeoutMs: number): number {
     const i32 = this.i32;
     const deadline = performance.now() + Math.max(0, timeoutMs);
+    let spun = false;
     for (;;) {
       // Read the sequence before looking at the lines: a raise after the
       // look changes it and Atomics.wait returns at once.
@@ -173,12 +175,33 @@ export class IrqController implements IrqChip {
       if (n > 0) return n;
       const left = deadline - performance.now();
       if (left <= 0) return 0;
+      // A device in the worker usually answers within microseconds, and a
+      // futex wake costs tens of them: spin briefly first, as the trap
+      // mailbox does. Not with a pump: then device work runs only here.
+      if (!spun && !this.pump) {
+        spun = true;
+        if (this.spinUntilRaise(seq, Math.min(IRQ_SPIN_MS, left))) continue;
+      }
       slice = Math.max(0, Math.min(slice, left));
       Atomics.add(i32, WAITERS, 1);
       try {
         Atomics.wait(i32, SEQ, seq, slice);
       } finally {
         Atomics.sub(i32, WAITERS, 1);
+      }
+    }
+  }
+
+  /** Spin until the raise sequence moves past `seq` (true) or `ms` pass (false). */
+  private spinUntilRaise(seq: number, ms: number): boolean {
+    const i32 = this.i32;
+    let end = 0;
+    for (let i = 1; ; i++) {
+      if (Atomics.load(i32, SEQ) !== seq) return true;
+      if ((i & SPIN_CHECK_MASK) === 0) {
+        const now = performance.now();
+        if (end === 0) end = now + ms;
+        else if (now >= end) return false;
       }
     }
   }
