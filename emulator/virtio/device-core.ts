@@ -78,7 +78,7 @@ export class DeviceCore {
   status = 0;
   /** ConfigGeneration: monotonic across resets, so a reader never sees it repeat. */
   configGeneration = 0;
-  /** Bumped by every device reset: deferred work and timers from older epochs do nothing. */
+  /** Bumped by every device reset: timers from older epochs do nothing (queued work re-checks the state when it runs). */
   epoch = 0;
 
   private driverLo = 0;
@@ -87,6 +87,11 @@ export class DeviceCore {
   private driverBeyond64 = false;
   private negotiated = 0n;
   private frozen = false;
+  /**
+   * A work item for queue q is in the scheduler. It stays set across resets
+   * until that item runs, so a queue never has more than one item pending,
+   * whatever the driver does between notifications (BI-29).
+   */
   private readonly scheduled: boolean[];
   private readonly timers = new Set<number>();
   private budget = 0;
@@ -245,7 +250,6 @@ export class DeviceCore {
     this.driverBeyond64 = false;
     this.negotiated = 0n;
     this.frozen = false;
-    this.scheduled.fill(false);
     for (const id of this.timers) this.opts.scheduler.clearTimer(id);
     this.timers.clear();
     for (const q of this.queues) q.reset();
@@ -300,14 +304,12 @@ export class DeviceCore {
   /** QueueReady=0 / QueuePFN=0. */
   stopQueue(q: number): void {
     this.queues[q]!.stop();
-    this.scheduled[q] = false;
     if (this.model.queueReset) this.guard('queueReset', () => this.model.queueReset!(q), undefined);
   }
 
   /** RING_RESET: the queue returns to its default state (spec 2.6.1). */
   resetQueue(q: number): void {
     this.queues[q]!.reset();
-    this.scheduled[q] = false;
     if (this.model.queueReset) this.guard('queueReset', () => this.model.queueReset!(q), undefined);
   }
 
@@ -331,12 +333,16 @@ export class DeviceCore {
     this.schedule(q);
   }
 
+  /**
+   * Queue a run of the model's handler for queue q, unless one is pending.
+   * The item checks the device and queue state when it runs, not when it was
+   * queued: after a reset or a stop it finds nothing to do, and if the driver
+   * has brought the queue back meanwhile it serves it as a kick would.
+   */
   private schedule(q: number): void {
     if (this.scheduled[q]) return;
     this.scheduled[q] = true;
-    const epoch = this.epoch;
     this.opts.scheduler.defer(() => {
-      if (epoch !== this.epoch) return;
       this.scheduled[q] = false;
       const queue = this.queues[q]!;
       if (!this.running || !queue.ready || queue.parked) return;
