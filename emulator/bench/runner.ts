@@ -144,3 +144,23 @@ export function formatHeader(report: Pick<BenchReport, 'machine'>): string {
 export function formatTable(report: BenchReport): string {
   return [formatHeader(report), ...report.results.map(formatRow)].join('\n');
 }
+
+/** The report as a Markdown table (for the README's results section). */
+export function formatMarkdown(report: BenchReport): string {
+  const m = report.machine;
+  const lines = [
+    `node ${m.node}, ${m.platform}/${m.arch}, ${m.cpus} x ${m.cpu_model}, load ${m.loadavg_1m} at start${m.qemu ? `, ${m.qemu}` : ', no QEMU'}`,
+    '',
+    '| case | median | p99 | ops/s | ratio | extras |',
+    '|---|---:|---:|---:|---|---|',
+  ];
+  for (const r of report.results) {
+    if (r.skipped || r.error) {
+      lines.push(`| ${r.name} | | | | | ${r.skipped ? `skipped: ${r.skipped}` : `FAILED: ${r.error!.split('\n')[0]}`} |`);
+      continue;
+    }
+    const ratio = r.ratio !== undefined ? `${r.ratio.toFixed(2)}x ${r.ratio_to}` : '';
+    lines.push(`| ${r.name} | ${ns(r.median_ns)} | ${ns(r.p99_ns)} | ${ops(r.ops_per_s)} | ${ratio} | ${extrasText(r)} |`);
+  }
+  return lines.join('\n');
+}

@@ -2,15 +2,16 @@
 // Progress goes to stderr while the cases run; the table (or the JSON
 // report) goes to stdout at the end, with every ratio filled in.
 import { allCases } from '../bench/cases/index.js';
-import { formatRow, formatTable, runBench } from '../bench/runner.js';
+import { formatMarkdown, formatRow, formatTable, runBench } from '../bench/runner.js';
 import { boolOpt, stringOpt, type CliCommand } from './command.js';
 
 export const command: CliCommand = {
   name: 'bench',
   summary: 'measure the register path, the data path, probe/PM, scale and idle cost',
-  usage: '[--json] [--quick] [--filter NAME] [--list]',
+  usage: '[--json|--markdown] [--quick] [--filter NAME] [--list]',
   help: [
     '--json         print {machine, results} as JSON instead of a table',
+    '--markdown     print the table as Markdown',
     '--quick        short warm-up and measurement (the whole suite in under 20 s)',
     '--filter NAME  only cases whose name contains NAME (comma-separated: any of them)',
     '--list         list the cases and exit',
@@ -18,6 +19,7 @@ export const command: CliCommand = {
   ].join('\n'),
   options: {
     json: { type: 'boolean' },
+    markdown: { type: 'boolean' },
     quick: { type: 'boolean' },
     filter: { type: 'string' },
     list: { type: 'boolean' },
@@ -37,7 +39,8 @@ export const command: CliCommand = {
       ...(board !== undefined ? { boardModule: new URL(board, `file://${process.cwd()}/`).href } : {}),
       ...(json ? {} : { onResult: (r) => process.stderr.write(`${formatRow(r)}\n`) }),
     });
-    process.stdout.write(json ? `${JSON.stringify(report, null, 2)}\n` : `${formatTable(report)}\n`);
+    const out = json ? JSON.stringify(report, null, 2) : boolOpt(values, 'markdown') ? formatMarkdown(report) : formatTable(report);
+    process.stdout.write(`${out}\n`);
     return report.results.some((r) => r.error) ? 1 : 0;
   },
 };

@@ -82,7 +82,7 @@ async function workersCase(ctx: BenchContext, machines: number): Promise<BenchIn
     teardown: async () => {
       await Promise.all(systems.map(({ sys }) => sys.close()));
     },
-    extras: (t) => ({ chains_per_s: t.ops_per_s, devices: WORKER_DEVICES, machines, workers: machines, bytes: CHAIN_BYTES }),
+    extras: (t) => ({ chains_per_s: t.ops_per_s, total_devices: WORKER_DEVICES, machines, workers: machines, bytes: CHAIN_BYTES }),
   };
 }
 
