@@ -110,7 +110,7 @@ describe('console details', () => {
     const entry = driverByName('console')!;
     const r = entry.exercise(vdev, { bytes: 4096 });
     expect(r.failures).toEqual([]);
-    expect(readFileSync(out, 'utf8')).toMatch(/^virtio-emu: virtio\d+ console check 1\n$/);
+    expect(readFileSync(out, 'utf8')).toMatch(/^virtio-emu: virtio\d+ console check\n$/);
     expect(entry.stats(vdev)).toMatchObject({ requests: 1, errors: 0 });
   });
 });

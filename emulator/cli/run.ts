@@ -23,6 +23,9 @@ import type { VirtioBus, VirtioDevice } from '../../core/virtio.js';
 import type { Machine, BusKind, MachineDevice } from '../machine.js';
 import { VirtioSystem, type PowerModel, type SystemOptions } from '../system.js';
 import type { TransportKind } from '../platform.js';
+import { consoleOutConflictsWithJson, preflightDevice } from '../scenario/preflight.js';
+import { progressBar } from '../scenario/progress.js';
+import type { ScenarioReport } from '../scenario/report.js';
 import { UsageError, boolOpt, intOpt, stringOpt, stringsOpt, type CliCommand, type CliOptions, type CliValues } from './command.js';
 import { parseDeviceArg } from './qtest.js';
 
@@ -46,6 +49,8 @@ export interface RunSettings {
   fails: PmInjection[];
   /** Progress of long runs (cycle done of total). */
   onCycle?: (cycle: number, total: number) => void;
+  /** A scenario file to run instead of the options' plan. */
+  scenario?: string;
 }
 
 export function defaultSettings(): RunSettings {
@@ -169,6 +174,15 @@ export const RUN_OPTIONS: RunOption[] = [
     },
   },
   {
+    name: 'scenario',
+    spec: { type: 'string' },
+    help: '--scenario FILE    run the steps of a scenario file (JSON); combines with --json only',
+    apply(s, v) {
+      const f = stringOpt(v, 'scenario');
+      if (f !== undefined) s.scenario = f;
+    },
+  },
+  {
     name: 'json',
     spec: { type: 'boolean' },
     help: '--json             print one JSON document instead of the summary',
@@ -178,12 +192,33 @@ export const RUN_OPTIONS: RunOption[] = [
   },
 ];
 
+/** Options a scenario run takes; the file says everything else. */
+const SCENARIO_OPTIONS = new Set(['scenario', 'json', 'trace']);
+
+/** Bad device types and options are usage errors, found before a worker starts. */
+function preflightDevices(s: RunSettings): void {
+  for (const d of s.devices) {
+    const conflict = consoleOutConflictsWithJson(d.type, d.options ?? {});
+    if (s.json && conflict === 'explicit') throw new UsageError(`--device ${d.type}: out=stdout would mix console output into the --json document; use out=FILE or out=none`);
+    // With --json, a console without an output sink writes nowhere.
+    if (s.json && conflict === 'default') d.options = { ...d.options, out: 'none' };
+    const { error } = preflightDevice(d.type, d.options ?? {});
+    if (error) throw new UsageError(`--device ${d.type}: ${error}`);
+  }
+}
+
 export function parseSettings(values: CliValues): RunSettings {
   const s = defaultSettings();
   for (const o of RUN_OPTIONS) o.apply(s, values);
+  if (s.scenario !== undefined) {
+    const extra = Object.keys(values).filter((k) => values[k] !== undefined && !SCENARIO_OPTIONS.has(k));
+    if (extra.length) throw new UsageError(`--scenario cannot be combined with ${extra.map((k) => `--${k}`).join(', ')} (the scenario file describes the run)`);
+    return s;
+  }
   if (s.devices.length === 0) s.devices = [{ type: 'rng' }];
   s.devices = s.devices.map((d) => ({ ...d, transport: checkTransport(d.transport ?? s.transport, `--device ${d.type}`) }));
   if (!s.pm && (s.power || s.fails.length || s.cycles !== 1)) throw new UsageError('--cycles, --power and --fail need --pm');
+  preflightDevices(s);
   return s;
 }
 
@@ -251,7 +286,7 @@ export const probeStep: RunStep = {
 };
 
 /** Run each bound device's default I/O; returns the problems found. */
-function exerciseAll(ctx: RunContext): string[] {
+export function exerciseAll(ctx: RunContext): string[] {
   const failures: string[] = [];
   for (const { vdev } of ctx.devices) {
     if (!vdev.driver) continue;
@@ -270,7 +305,7 @@ export const ioStep: RunStep = {
   },
 };
 
-function phaseRecord(r: PmCallRecord): PmCycleReport['phases'][number] {
+export function phaseRecord(r: PmCallRecord): PmCycleReport['phases'][number] {
   return { phase: r.phase, slot: r.slot ?? null, result: errnoName(r.result), ...(r.kernel ? { kernel: r.kernel } : {}) };
 }
 
@@ -337,6 +372,8 @@ export interface RunReport {
   ok: boolean;
   devices: DeviceReport[];
   pm?: PmCycleReport[];
+  /** Step by step, for --scenario runs. */
+  scenario?: ScenarioReport;
   warnings: string[];
 }
 
@@ -398,7 +435,7 @@ function report(ctx: RunContext): RunReport {
   const injected = ctx.settings.fails.length > 0;
   const errs = injected ? kernel.warnings.length + ctx.errors.length : warnings.length;
   const r: RunReport = { ok: errs === 0 && ioErrors === 0, devices, warnings };
-  if (ctx.settings.pm) r.pm = ctx.pm;
+  if (ctx.settings.pm || ctx.pm.length) r.pm = ctx.pm;
   return r;
 }
 
@@ -406,17 +443,20 @@ export function formatJson(r: RunReport): string {
   return `${JSON.stringify(r, null, 2)}\n`;
 }
 
+/** One summary line per device. */
+export function formatDevice(d: DeviceReport): string {
+  return (
+    `slot ${d.slot}: ${d.dev} ${d.name} (${d.transport}) driver ${d.driver ?? '-'}` +
+    `  status 0x${d.status.toString(16).padStart(2, '0')} ${d.status >= 0 ? statusString(d.status) : '?'}` +
+    `  features ${d.features}` +
+    `  io ${d.io.requests} requests, ${d.io.bytes} bytes, ${d.io.errors} errors`
+  );
+}
+
 export function formatText(r: RunReport): string {
   const lines: string[] = [];
   if (r.devices.length === 0) lines.push('no virtio devices found');
-  for (const d of r.devices) {
-    lines.push(
-      `slot ${d.slot}: ${d.dev} ${d.name} (${d.transport}) driver ${d.driver ?? '-'}` +
-        `  status 0x${d.status.toString(16).padStart(2, '0')} ${d.status >= 0 ? statusString(d.status) : '?'}` +
-        `  features ${d.features}` +
-        `  io ${d.io.requests} requests, ${d.io.bytes} bytes, ${d.io.errors} errors`,
-    );
-  }
+  for (const d of r.devices) lines.push(formatDevice(d));
   for (const c of r.pm ?? []) {
     const failed = c.phases.filter((p) => p.result !== '0');
     lines.push(
@@ -435,12 +475,24 @@ export const command: CliCommand = {
   summary: 'start a machine, probe its devices with the model drivers and do I/O',
   usage:
     '[--device SPEC]... [--transport mmio|mmio-legacy] [--bus worker|inthread] [--bytes N]\n' +
-    '        [--pm suspend|hibernate [--cycles N] [--power retain|reset|fresh] [--fail PHASE:SLOT[:ERRNO]]...] [--json]',
+    '        [--pm suspend|hibernate [--cycles N] [--power retain|reset|fresh] [--fail PHASE:SLOT[:ERRNO]]...] [--json]\n' +
+    '   or: virtio-emu run --scenario FILE.json [--json]',
   help: RUN_OPTIONS.map((o) => o.help).join('\n'),
   options: Object.fromEntries(RUN_OPTIONS.map((o) => [o.name, o.spec])),
   async run(values) {
     const settings = parseSettings(values);
-    const r = await executePlan(buildPlan(settings));
+    if (settings.scenario !== undefined) {
+      const { runScenarioCommand } = await import('../scenario/runner.js');
+      return runScenarioCommand(settings);
+    }
+    const progress = settings.pm ? progressBar(settings.cycles, { json: settings.json }) : null;
+    if (progress) settings.onCycle = (done, total) => progress.update(done, total);
+    let r: RunReport;
+    try {
+      r = await executePlan(buildPlan(settings));
+    } finally {
+      progress?.end();
+    }
     process.stdout.write(settings.json ? formatJson(r) : formatText(r));
     return r.ok ? 0 : 1;
   },

@@ -1,0 +1,43 @@
+// What a scenario run reports: one entry per step (in the JSON document's
+// "scenario" field) and the short text summary `npm start` prints.
+import type { RunReport } from '../cli/run.js';
+import { formatDevice } from '../cli/run.js';
+import type { StepKind } from './schema.js';
+
+export interface ScenarioStepReport {
+  /** Position in the file's steps array. */
+  index: number;
+  do: StepKind;
+  /** The device the step names, if any. */
+  device: string | null;
+  /** 'skipped': an earlier step failed, so this one did not run. */
+  result: 'ok' | 'failed' | 'skipped';
+  /** What the step did or found, one line. */
+  detail: string;
+}
+
+export interface ScenarioReport {
+  name: string;
+  file: string | null;
+  steps: ScenarioStepReport[];
+}
+
+/** The summary: the steps, the devices at the end, any warnings, the verdict. */
+export function formatScenarioText(r: RunReport): string {
+  const s = r.scenario;
+  const lines: string[] = [];
+  if (s) {
+    lines.push(`scenario ${s.name}${s.file ? ` (${s.file})` : ''}`);
+    const width = Math.max(...s.steps.map((st) => `${st.do}${st.device ? ` ${st.device}` : ''}`.length), 0);
+    const num = String(s.steps.length).length;
+    for (const st of s.steps) {
+      const what = `${st.do}${st.device ? ` ${st.device}` : ''}`.padEnd(width);
+      const mark = st.result === 'ok' ? 'ok  ' : st.result === 'failed' ? 'FAIL' : 'skip';
+      lines.push(`  ${String(st.index + 1).padStart(num)} ${mark} ${what}  ${st.detail}`);
+    }
+  }
+  for (const d of r.devices) lines.push(formatDevice(d));
+  for (const w of r.warnings) lines.push(`warning: ${w}`);
+  lines.push(r.ok ? 'ok' : 'FAILED');
+  return `${lines.join('\n')}\n`;
+}
