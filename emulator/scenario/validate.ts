@@ -225,7 +225,10 @@ interface Ctx {
   devices: ScenarioDevice[];
 }
 
-function readDevice(c: Checker, v: unknown, path: string, baseDir: string, json: boolean): Omit<ScenarioDevice, 'name' | 'slot'> & { name?: string; slot?: number } | undefined {
+/** A device as written: name and slot still optional. */
+type DeviceEntry = Omit<ScenarioDevice, 'name' | 'slot'> & { name?: string; slot?: number };
+
+function readDevice(c: Checker, v: unknown, path: string, baseDir: string, json: boolean): DeviceEntry | undefined {
   const o = c.object(v, path);
   if (!o) return undefined;
   c.fields(o, path, ['type', 'name', 'transport', 'slot', 'options']);
@@ -275,13 +278,13 @@ function readMachine(c: Checker, v: unknown, baseDir: string, json: boolean): Sc
   if (list && list.length === 0) c.fail(at(path, 'devices'), 'expected at least one device');
   const read = (list ?? []).map((d, i) => readDevice(c, d, at(at(path, 'devices'), i), baseDir, json));
   if (bus === undefined || read.some((d) => d === undefined)) return undefined;
-  const devices = place(c, read as NonNullable<(typeof read)[number]>[], slots ?? PLATFORM.MMIO_SLOTS_DEFAULT);
+  const devices = place(c, read as DeviceEntry[], slots ?? PLATFORM.MMIO_SLOTS_DEFAULT);
   if (!devices) return undefined;
   return { bus, ...(slots !== undefined ? { slots } : {}), ...(ramSize !== undefined ? { ramSize } : {}), devices };
 }
 
 /** Names and slots, as Machine's placeDevices assigns them: explicit slots first, the rest in order into the lowest free. */
-function place(c: Checker, read: (Omit<ScenarioDevice, 'name' | 'slot'> & { name?: string; slot?: number })[], slots: number): ScenarioDevice[] | undefined {
+function place(c: Checker, read: DeviceEntry[], slots: number): ScenarioDevice[] | undefined {
   const base = 'machine.devices';
   const taken = new Map<number, number>();
   let ok = true;
