@@ -173,6 +173,10 @@ export class VirtioSystem {
       {
         powerOff: () => this.power(power),
         bootKernel: () => {
+          // Power-on resets the interrupt controller: the boot kernel starts
+          // with every line enabled, not with the image kernel's noirq masks
+          // (virtio-ccw cannot even probe without its I/O interrupt).
+          for (let line = 0; line < this.machine.irq.lines; line++) this.machine.irq.unmask(line);
           bootBus = new BootKernelBus(this.bus);
           return new KernelInstance(bootBus, this.drivers, this.machine.config.slots).dpm;
         },

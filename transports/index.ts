@@ -4,6 +4,7 @@
 import type { Bus } from '../core/bus.js';
 import type { DevPmOps } from '../core/pm/pm.js';
 import type { VirtioBus, VirtioDevice } from '../core/virtio.js';
+import { ccwScanner } from './ccw.js';
 import { virtioMmioPmOps, virtioMmioScan } from './mmio.js';
 
 export interface FoundDevice {
@@ -50,4 +51,4 @@ export const mmioScanner: TransportScanner = {
 };
 
 /** Every transport, scanned in this order; devices register in slot order within each. */
-export const transportScanners: TransportScanner[] = [mmioScanner];
+export const transportScanners: TransportScanner[] = [mmioScanner, ccwScanner];
