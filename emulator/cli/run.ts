@@ -84,11 +84,11 @@ export interface RunOption {
   apply(settings: RunSettings, values: CliValues): void;
 }
 
-const RUN_TRANSPORTS: TransportKind[] = ['mmio', 'mmio-legacy'];
+const RUN_TRANSPORTS: TransportKind[] = ['mmio', 'mmio-legacy', 'ccw'];
 
 function checkTransport(t: string, what: string): TransportKind {
   if (!RUN_TRANSPORTS.includes(t as TransportKind)) {
-    throw new UsageError(`${what}: transport '${t}' is not supported by run (expected ${RUN_TRANSPORTS.join(' or ')})`);
+    throw new UsageError(`${what}: transport '${t}' is not supported by run (expected ${RUN_TRANSPORTS.join(', ')})`);
   }
   return t as TransportKind;
 }
@@ -108,7 +108,7 @@ export const RUN_OPTIONS: RunOption[] = [
   {
     name: 'transport',
     spec: { type: 'string' },
-    help: '--transport T      mmio (default) or mmio-legacy, for devices that name none',
+    help: '--transport T      mmio (default), mmio-legacy or ccw, for devices that name none',
     apply(s, v) {
       const t = stringOpt(v, 'transport');
       if (t !== undefined) s.transport = checkTransport(t, '--transport');
@@ -474,7 +474,7 @@ export const command: CliCommand = {
   name: 'run',
   summary: 'start a machine, probe its devices with the model drivers and do I/O',
   usage:
-    '[--device SPEC]... [--transport mmio|mmio-legacy] [--bus worker|inthread] [--bytes N]\n' +
+    '[--device SPEC]... [--transport mmio|mmio-legacy|ccw] [--bus worker|inthread] [--bytes N]\n' +
     '        [--pm suspend|hibernate [--cycles N] [--power retain|reset|fresh] [--fail PHASE:SLOT[:ERRNO]]...] [--json]\n' +
     '   or: virtio-emu run --scenario FILE.json [--json]',
   help: RUN_OPTIONS.map((o) => o.help).join('\n'),
