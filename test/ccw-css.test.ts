@@ -47,7 +47,6 @@ import {
   VIRTIO_CONFIG_S_ACKNOWLEDGE,
   VIRTIO_CONFIG_S_DRIVER,
   VIRTIO_CONFIG_S_DRIVER_OK,
-  VIRTIO_CONFIG_S_FEATURES_OK,
 } from '../core/uapi/status.js';
 import { MAX_CCW_CHAIN } from '../emulator/ccw/channel-program.js';
 import type { DeviceSpec } from '../emulator/platform.js';
