@@ -48,8 +48,15 @@ export const CONTROL_AREA_DEFAULT = 1 << 20;
 /** Default overall deadline for one trapped access. */
 export const TRAP_TIMEOUT_DEFAULT_MS = 2000;
 
-/** Spin this long (about 20-50 µs) before blocking in Atomics.wait. */
-export const SPIN_MS = 0.04;
+/**
+ * Spin this long before blocking in Atomics.wait. It must exceed the other
+ * side's wake-up latency: a thread woken from Atomics.wait takes ~100 µs to
+ * run again on a 2-vCPU VM, and with a shorter spin the partner gives up
+ * while it wakes, so every access pays two wake-ups (measured: 40 µs gave
+ * ~100 µs per access in short bursts, 200 µs gave 0.5 µs). Idle cost is one
+ * spin per burst of traffic.
+ */
+export const SPIN_MS = 0.2;
 /** Check the clock only every so many spin iterations (performance.now() is ~50 ns). */
 export const SPIN_CHECK_MASK = 255;
 /** Longest single Atomics.wait on the driver side, to re-check the dead/closed flags. */
