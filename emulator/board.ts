@@ -71,7 +71,7 @@ export type TransportRegionFactory = (env: TransportEnv, devices: RegionDevice[]
 export const REGION_TRANSPORTS: Partial<Record<TransportKind, TransportRegionFactory>> = { ccw: createChannelSubsystem };
 
 /** Options named '<transport>.<name>' (e.g. ccw.max_revision) configure the transport, not the model. */
-function modelOptions(spec: DeviceSpec): NonNullable<DeviceSpec['options']> {
+export function modelOptions(spec: DeviceSpec): NonNullable<DeviceSpec['options']> {
   const prefix = `${spec.transport}.`;
   return Object.fromEntries(Object.entries(spec.options ?? {}).filter(([k]) => !k.startsWith(prefix)));
 }

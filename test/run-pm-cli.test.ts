@@ -99,6 +99,17 @@ describe('virtio-emu run --pm', () => {
     expect(r.err.trim().split('\n')).toHaveLength(1);
   });
 
+  it('a driver with restore_noirq on ccw is refused at freeze (-EOPNOTSUPP): the suspend aborts cleanly and every device keeps working', async () => {
+    const r = await cli(['run', '--transport', 'ccw', '--device', 'rng', '--device', 'rtc', '--pm', 'suspend', '--json']);
+    expect(r.code).toBe(0);
+    const rep = JSON.parse(r.out) as Report;
+    expect(rep.ok).toBe(true);
+    expect(rep.pm[0]).toMatchObject({ result: '-EOPNOTSUPP', failedStep: 'suspend', devicesOk: true });
+    // reverse order: slot 1 (rtc) is asked first and refuses; nothing was suspended
+    expect(rep.pm[0]!.phases.map((p) => `${p.phase}:${p.slot}:${p.result}`)).toEqual(['suspend:1:-EOPNOTSUPP']);
+    expect(rep.devices.map((d) => d.status)).toEqual([15, 15]);
+  });
+
   it('an injection that matches no callback fails the run instead of passing silently', async () => {
     const r = await cli(['run', '--device', 'rng', '--pm', 'hibernate', '--fail', 'suspend_noirq:0']);
     expect(r.code).toBe(1);

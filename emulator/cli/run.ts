@@ -202,7 +202,7 @@ function preflightDevices(s: RunSettings): void {
     if (s.json && conflict === 'explicit') throw new UsageError(`--device ${d.type}: out=stdout would mix console output into the --json document; use out=FILE or out=none`);
     // With --json, a console without an output sink writes nowhere.
     if (s.json && conflict === 'default') d.options = { ...d.options, out: 'none' };
-    const { error } = preflightDevice(d.type, d.options ?? {});
+    const { error } = preflightDevice({ type: d.type, transport: d.transport ?? s.transport, options: d.options ?? {} });
     if (error) throw new UsageError(`--device ${d.type}: ${error}`);
   }
 }
@@ -429,11 +429,11 @@ function report(ctx: RunContext): RunReport {
     ...ctx.errors,
   ];
   const ioErrors = devices.reduce((n, d) => n + d.io.errors, 0);
-  // Error messages an injected PM failure provokes are expected: the run
-  // fails on WARN_ONs, step errors (incl. devices not working after a
-  // cycle) and I/O errors.
-  const injected = ctx.settings.fails.length > 0;
-  const errs = injected ? kernel.warnings.length + ctx.errors.length : warnings.length;
+  // Kernel error messages are reported but do not decide the run by
+  // themselves (an injected or refused PM callback logs one by design): the
+  // run fails on WARN_ONs, step errors (a device not bound, or not working
+  // after a cycle) and I/O errors.
+  const errs = kernel.warnings.length + ctx.errors.length;
   const r: RunReport = { ok: errs === 0 && ioErrors === 0, devices, warnings };
   if (ctx.settings.pm || ctx.pm.length) r.pm = ctx.pm;
   return r;

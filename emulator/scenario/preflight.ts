@@ -3,11 +3,12 @@
 // to build its board. The check builds each model once with the device's own
 // option parser and releases any host resource it opened (an image file, an
 // output file) at once; opening them is what the run would do first anyway.
+import { modelOptions } from '../board.js';
 import { BlkDevice } from '../devices/blk.js';
 import { FileMedium } from '../devices/blk-medium.js';
 import { ConsoleDevice } from '../devices/console.js';
 import { createDeviceModel } from '../devices/registry.js';
-import type { DeviceOptionValue } from '../platform.js';
+import type { DeviceOptionValue, DeviceSpec } from '../platform.js';
 
 export interface DeviceCheck {
   /** Why the options are refused, or null. */
@@ -17,9 +18,10 @@ export interface DeviceCheck {
 }
 
 /** Build the model once with its options; report the model's own complaint, if any. */
-export function preflightDevice(type: string, options: Readonly<Record<string, DeviceOptionValue>>): DeviceCheck {
+export function preflightDevice(spec: DeviceSpec): DeviceCheck {
+  const type = spec.type;
   try {
-    const model = createDeviceModel(type, options, { retained: new Map() });
+    const model = createDeviceModel(type, modelOptions(spec), { retained: new Map() });
     let capacity: number | null = null;
     if (model instanceof BlkDevice) {
       capacity = model.capacity;

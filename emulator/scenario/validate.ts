@@ -68,7 +68,7 @@ export interface ValidateOptions {
   preflight?: boolean;
 }
 
-const TRANSPORTS: readonly TransportKind[] = ['mmio', 'mmio-legacy'];
+const TRANSPORTS: readonly TransportKind[] = ['mmio', 'mmio-legacy', 'ccw'];
 const BUSES: readonly BusKind[] = ['worker', 'inthread'];
 const POWER: readonly PowerModel[] = ['retain', 'reset', 'fresh'];
 const KINDS = ['suspend', 'hibernate'] as const;
@@ -612,7 +612,7 @@ export function checkScenario(raw: unknown, opts: ValidateOptions = {}): { scena
   if (opts.preflight ?? true) {
     const caps = new Map<number, number | null>();
     machine.devices.forEach((d, i) => {
-      const r = preflightDevice(d.type, d.options);
+      const r = preflightDevice({ type: d.type, transport: d.transport, options: d.options });
       if (r.error) c.fail(at(at('machine.devices', i), 'options'), r.error);
       caps.set(d.slot, r.capacity);
     });
