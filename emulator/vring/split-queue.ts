@@ -48,6 +48,8 @@ export class SplitQueue {
   device = 0;
   nextAvail = 0;
   nextUsed = 0;
+  /** The avail idx last read from the ring (entries up to it are published). */
+  private availShadow = 0;
   private features: RingFeatures = { indirect: false, eventIdx: false };
   /** Heads popped and not yet used: a head made available twice while in flight is corruption. */
   private inFlight = new Uint8Array(0);
@@ -125,6 +127,7 @@ export class SplitQueue {
     this.features = { ...features };
     this.nextAvail = 0;
     this.nextUsed = 0;
+    this.availShadow = 0;
     this.inFlight = new Uint8Array(this.size);
     this.inFlightCount = 0;
     this.signalledValid = false;
@@ -152,7 +155,7 @@ export class SplitQueue {
     this.setDriver(0, 0);
     this.setDevice(0, 0);
     this.size = this.desc = this.driver = this.device = 0;
-    this.nextAvail = this.nextUsed = 0;
+    this.nextAvail = this.nextUsed = this.availShadow = 0;
   }
 
   /**
@@ -163,13 +166,17 @@ export class SplitQueue {
   pop(ram: GuestRam): DescriptorChain | null {
     if (!this.ready || this.parked) return null;
     const idxAddr = this.driver + 2;
-    let availIdx = ram.loadU16(idxAddr);
+    // Read avail idx only when the entries seen last time are used up
+    // (vhost's avail_idx shadow): the driver rewrites that cache line on
+    // every add, so reading it per chain bounced it between the threads.
+    let availIdx = this.availShadow;
+    if (availIdx === this.nextAvail) availIdx = this.availShadow = ram.loadU16(idxAddr);
     if (availIdx === this.nextAvail) {
       if (!this.features.eventIdx) return null;
       // Ask to be kicked at the next buffer, then look again: the driver may
       // have published between our read and our avail_event store.
       ram.storeU16(this.device + 4 + VRING_USED_ELEM_SIZE * this.size, this.nextAvail);
-      availIdx = ram.loadU16(idxAddr);
+      availIdx = this.availShadow = ram.loadU16(idxAddr);
       if (availIdx === this.nextAvail) return null;
     }
     const pending = (availIdx - this.nextAvail) & 0xffff;
