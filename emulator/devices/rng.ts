@@ -23,6 +23,7 @@ export interface RngOptions {
  * in blocks and hand every byte out once; large requests fill directly.
  */
 const POOL_BYTES = 64 * 1024;
+const SMALL_COPY = 64;
 
 class EntropyPool {
   private readonly buf = new Uint8Array(POOL_BYTES);
@@ -39,7 +40,13 @@ class EntropyPool {
         this.at = 0;
       }
       const n = Math.min(view.length - pos, POOL_BYTES - this.at);
-      view.set(this.buf.subarray(this.at, this.at + n), pos);
+      if (n <= SMALL_COPY) {
+        // Byte loop: no subarray view allocated per small request.
+        const buf = this.buf;
+        for (let i = 0; i < n; i++) view[pos + i] = buf[this.at + i]!;
+      } else {
+        view.set(this.buf.subarray(this.at, this.at + n), pos);
+      }
       this.at += n;
       pos += n;
     }
