@@ -20,13 +20,14 @@ export interface RngOptions {
  * randomFillSync costs microseconds per call whatever the size (about 5 µs
  * for 16 bytes, 30 µs for 64 KiB on the 2-core machine), so per-request calls
  * made the CSPRNG, not the ring, the cost of a small request. Draw from it
- * in blocks and hand every byte out once; large requests fill directly.
+ * in blocks (one pool per thread, shared by every device) and hand every
+ * byte out once; large requests fill directly.
  */
 const POOL_BYTES = 64 * 1024;
 const SMALL_COPY = 64;
 
 class EntropyPool {
-  private readonly buf = new Uint8Array(POOL_BYTES);
+  private buf: Uint8Array | null = null;
   private at = POOL_BYTES;
 
   fill(view: Uint8Array): void {
@@ -36,22 +37,25 @@ class EntropyPool {
     }
     for (let pos = 0; pos < view.length; ) {
       if (this.at === POOL_BYTES) {
-        randomFillSync(this.buf);
+        randomFillSync((this.buf ??= new Uint8Array(POOL_BYTES)));
         this.at = 0;
       }
       const n = Math.min(view.length - pos, POOL_BYTES - this.at);
       if (n <= SMALL_COPY) {
         // Byte loop: no subarray view allocated per small request.
-        const buf = this.buf;
+        const buf = this.buf!;
         for (let i = 0; i < n; i++) view[pos + i] = buf[this.at + i]!;
       } else {
-        view.set(this.buf.subarray(this.at, this.at + n), pos);
+        view.set(this.buf!.subarray(this.at, this.at + n), pos);
       }
       this.at += n;
       pos += n;
     }
   }
 }
+
+/** One pool per thread: every rng device of a board draws from it. */
+const entropy = new EntropyPool();
 
 export class RngDevice implements DeviceModel {
   readonly deviceId = VIRTIO_ID_RNG;
@@ -61,8 +65,7 @@ export class RngDevice implements DeviceModel {
   readonly queueNumMax: readonly number[];
   readonly configSize = 0;
   private readonly maxRequest: number;
-  private readonly pool = new EntropyPool();
-  private readonly fill = (view: Uint8Array): void => this.pool.fill(view);
+  private readonly fill = (view: Uint8Array): void => entropy.fill(view);
 
   constructor(opts: RngOptions = {}) {
     this.queueNumMax = [opts.queueSize ?? RNG_DEFAULT_QUEUE_SIZE];
