@@ -25,4 +25,9 @@ export const commands: CommandEntry[] = [
     summary: 'measure the register trap path and other cases',
     load: () => import('./bench.js'),
   },
+  {
+    name: 'trace',
+    summary: 'print a recorded trace, or export it for Perfetto / chrome://tracing',
+    load: () => import('./trace.js'),
+  },
 ];

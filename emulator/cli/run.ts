@@ -51,6 +51,8 @@ export interface RunSettings {
   onCycle?: (cycle: number, total: number) => void;
   /** A scenario file to run instead of the options' plan. */
   scenario?: string;
+  /** Record register accesses, interrupts and PM callbacks to this file. */
+  trace?: string;
 }
 
 export function defaultSettings(): RunSettings {
@@ -188,6 +190,15 @@ export const RUN_OPTIONS: RunOption[] = [
     help: '--json             print one JSON document instead of the summary',
     apply(s, v) {
       s.json = boolOpt(v, 'json');
+    },
+  },
+  {
+    name: 'trace',
+    spec: { type: 'string' },
+    help: '--trace FILE       record register accesses, interrupts and PM callbacks to FILE (read it with virtio-emu trace)',
+    apply(s, v) {
+      const f = stringOpt(v, 'trace');
+      if (f !== undefined) s.trace = f;
     },
   },
 ];
@@ -379,7 +390,15 @@ export interface RunReport {
 
 export async function executePlan(plan: RunPlan): Promise<RunReport> {
   kernel.clear();
-  const sys = await VirtioSystem.create({ ...plan.machine, drivers: [...drivers.values()].map((d) => d.driver) });
+  const opts: SystemOptions = { ...plan.machine, drivers: [...drivers.values()].map((d) => d.driver) };
+  // Loaded only with --trace: an untraced run does not pay for the recorder.
+  const trace = plan.settings.trace;
+  const recorder = trace === undefined ? null : new (await import('../trace/recorder.js')).TraceRecorder(trace);
+  const sys = await VirtioSystem.create(recorder ? recorder.systemOptions(opts) : opts).catch((err: unknown) => {
+    recorder?.close();
+    throw err;
+  });
+  recorder?.attachPm(sys.dpm);
   const machine = sys.machine;
   const ctx: RunContext = { settings: plan.settings, sys, machine, virtioBus: sys.kernel.virtioBus, devices: [], pm: [], errors: [] };
   try {
@@ -395,6 +414,7 @@ export async function executePlan(plan: RunPlan): Promise<RunReport> {
     return report(ctx);
   } finally {
     await machine.close();
+    recorder?.close();
   }
 }
 
@@ -475,8 +495,8 @@ export const command: CliCommand = {
   summary: 'start a machine, probe its devices with the model drivers and do I/O',
   usage:
     '[--device SPEC]... [--transport mmio|mmio-legacy|ccw] [--bus worker|inthread] [--bytes N]\n' +
-    '        [--pm suspend|hibernate [--cycles N] [--power retain|reset|fresh] [--fail PHASE:SLOT[:ERRNO]]...] [--json]\n' +
-    '   or: virtio-emu run --scenario FILE.json [--json]',
+    '        [--pm suspend|hibernate [--cycles N] [--power retain|reset|fresh] [--fail PHASE:SLOT[:ERRNO]]...] [--json] [--trace FILE]\n' +
+    '   or: virtio-emu run --scenario FILE.json [--json] [--trace FILE]',
   help: RUN_OPTIONS.map((o) => o.help).join('\n'),
   options: Object.fromEntries(RUN_OPTIONS.map((o) => [o.name, o.spec])),
   async run(values) {

@@ -1,0 +1,91 @@
+// One line per trace event, in the spirit of QEMU's -trace output:
+//   0.001234 virtio_mmio_write slot=0 QueueSel <- 0x0
+//   0.001250 virtio_mmio_read slot=0 Status = 0xb (ACKNOWLEDGE|DRIVER|FEATURES_OK)
+//   0.002001 irq_deliver line=0 slot=0
+//   0.010000 pm slot=1 resume_noirq -> 0 (virtio1)
+// and the filters of `virtio-emu trace show`.
+import { errnoName } from '../../core/uapi/errno.js';
+import { statusString } from '../../core/uapi/status.js';
+import type { HeaderRecord, TraceEvent } from './records.js';
+
+export interface ShowFilter {
+  slot?: number;
+  /** Register name, case-insensitive; "Config" matches every config-space offset. */
+  reg?: string;
+  /**
+   * PM callback name: its pm records, and every event recorded while a
+   * callback of that name was running (what the callback did on the bus).
+   */
+  phase?: string;
+}
+
+const hex = (v: number): string => `0x${(v >>> 0).toString(16)}`;
+
+/** Seconds with µs digits, as QEMU's log timestamps. */
+export function formatTime(ns: number): string {
+  return (ns / 1e9).toFixed(6);
+}
+
+export function formatEvent(e: TraceEvent): string {
+  const t = formatTime(e.t);
+  switch (e.type) {
+    case 'access': {
+      // Subchannel windows of the channel subsystem (virtio-ccw) are not virtio-mmio registers.
+      const bus = e.reg.startsWith('css.') ? 'css' : 'virtio_mmio';
+      const name = `${bus}_${e.dir === 'r' ? 'read' : 'write'}`;
+      const where = e.slot >= 0 ? `slot=${e.slot} ` : '';
+      const width = e.width === 4 ? '' : ` width=${e.width}`;
+      if (e.error !== undefined) return `${t} ${name} ${where}${e.reg}${width} failed: ${e.error}`;
+      const op = e.dir === 'r' ? '=' : '<-';
+      let detail = '';
+      if (e.reg === 'Status') {
+        detail = ` (${statusString(e.value)})`;
+        if (e.statusBefore !== undefined) detail += ` from ${hex(e.statusBefore)} (${statusString(e.statusBefore)})`;
+      }
+      return `${t} ${name} ${where}${e.reg} ${op} ${hex(e.value)}${detail}${width}`;
+    }
+    case 'irq': {
+      const slot = e.slot !== undefined ? ` slot=${e.slot}` : '';
+      const value = e.value === undefined ? '' : e.event === 'ack' ? ` bits=${hex(e.value)}` : e.value > 1 ? ` count=${e.value}` : '';
+      return `${t} irq_${e.event} line=${e.line}${slot}${value}`;
+    }
+    case 'pm': {
+      const slot = e.slot !== undefined ? `slot=${e.slot} ` : '';
+      if (e.when === 'before') return `${t} pm_begin ${slot}${e.phase} (${e.device})`;
+      const result = errnoName(e.result ?? 0);
+      return `${t} pm ${slot}${e.phase} -> ${result} (${e.device}${e.injected ? ', injected' : ''})`;
+    }
+  }
+}
+
+/** "# virtio-emu trace v1 started ...; slot 0: rng (mmio), ..." */
+export function formatHeader(h: HeaderRecord): string {
+  const devs = h.machine.devices.map((d) => `slot ${d.slot}: ${d.type} (${d.transport})`).join(', ');
+  return `# virtio-emu trace v${h.version}, started ${h.start}, ${h.machine.bus} bus; ${devs || 'no devices'}`;
+}
+
+function regMatches(want: string, reg: string): boolean {
+  const w = want.toLowerCase();
+  const r = reg.toLowerCase();
+  return r === w || (w === 'config' && r.startsWith('config+'));
+}
+
+/** The events that pass every filter given (AND), in order. */
+export function filterEvents(events: readonly TraceEvent[], f: ShowFilter): TraceEvent[] {
+  const out: TraceEvent[] = [];
+  // Callbacks running now (the DPM core runs one at a time; a stack tolerates nesting).
+  const running: string[] = [];
+  for (const e of events) {
+    if (e.type === 'pm' && e.when === 'before') running.push(e.phase);
+    const phase = e.type === 'pm' ? e.phase : running[running.length - 1];
+    if (e.type === 'pm' && e.when === 'after' && !e.injected) {
+      const i = running.lastIndexOf(e.phase);
+      if (i >= 0) running.splice(i, 1);
+    }
+    if (f.slot !== undefined && e.slot !== f.slot) continue;
+    if (f.reg !== undefined && !(e.type === 'access' && regMatches(f.reg, e.reg))) continue;
+    if (f.phase !== undefined && phase !== f.phase) continue;
+    out.push(e);
+  }
+  return out;
+}
