@@ -30,7 +30,7 @@ export interface SleepOptions {
 /** One kernel's view of the machine: its virtio bus, devices and PM list. */
 export class KernelInstance {
   readonly virtioBus = new VirtioBus();
-  readonly dpm = new DpmCore<VirtioDevice>();
+  readonly dpm: DpmCore<VirtioDevice>;
   readonly devices: FoundDevice[] = [];
   readonly errors: { slot: number; message: string }[] = [];
 
@@ -38,8 +38,9 @@ export class KernelInstance {
     readonly bus: Bus,
     drivers: readonly VirtioDriver[],
     slots: number,
+    tag?: 'boot',
   ) {
-    this.dpm = new DpmCore<VirtioDevice>({ irq: bus.irq });
+    this.dpm = new DpmCore<VirtioDevice>(tag ? { irq: bus.irq, tag } : { irq: bus.irq });
     for (const d of drivers) registerVirtioDriver(d, this.virtioBus);
     for (const t of transportScanners) {
       const r = t.scan(bus, slots, this.virtioBus);
@@ -178,7 +179,10 @@ export class VirtioSystem {
           // (virtio-ccw cannot even probe without its I/O interrupt).
           for (let line = 0; line < this.machine.irq.lines; line++) this.machine.irq.unmask(line);
           bootBus = new BootKernelBus(this.bus);
-          return new KernelInstance(bootBus, this.drivers, this.machine.config.slots).dpm;
+          const boot = new KernelInstance(bootBus, this.drivers, this.machine.config.slots, 'boot');
+          // Observers of the system's PM (tests, the trace) see the boot kernel's callbacks too.
+          boot.dpm.hooks.push(...this.kernel.dpm.hooks);
+          return boot.dpm;
         },
       },
       {

@@ -220,9 +220,13 @@ describe('trace across hibernation', () => {
   it('keeps recording through the image restore (the recorder is not kernel memory)', async () => {
     const run = await record(path.join(dir, 'hibernate.trace'), (sys) => sys.hibernate());
     expect(run.transition.result).toBe(0);
-    const imageKernel = run.transition.records.filter((r) => !r.kernel);
+    // Every callback of both kernels, in order, the boot kernel's marked as such.
     const after = pms(run.trace).filter((p) => p.when === 'after');
-    expect(after.map((p) => `${p.phase}@${p.slot}`)).toEqual(imageKernel.map((r) => `${r.phase}@${r.slot}`));
+    const tag = (k: string | undefined) => (k ? `(${k})` : '');
+    expect(after.map((p) => `${p.phase}@${p.slot}${tag(p.kernel)}`)).toEqual(
+      run.transition.records.map((r) => `${r.phase}@${r.slot}${tag(r.kernel)}`),
+    );
+    expect(after.filter((p) => p.kernel === 'boot').map((p) => p.phase)).toEqual(['freeze', 'freeze', 'freeze_noirq', 'freeze_noirq']);
     expect(after.map((p) => p.phase)).toContain('thaw');
     expect(after.map((p) => p.phase)).toContain('restore');
     // The boot kernel's probe after power-on is on the bus too: a second MagicValue read of slot 0.

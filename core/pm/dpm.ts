@@ -50,7 +50,14 @@ export interface PmInjection {
 }
 
 /** Called around every callback a phase runs (harness hook: inject device events between phases). */
-export type PmCallbackHook = (e: { phase: PmCallbackName; device: string; slot?: number; when: 'before' | 'after'; result?: number }) => void;
+export type PmCallbackHook = (e: {
+  phase: PmCallbackName;
+  device: string;
+  slot?: number;
+  when: 'before' | 'after';
+  result?: number;
+  kernel?: 'boot';
+}) => void;
 
 /** "phase:device: -ERR" for logs. */
 export function formatRecord(r: PmCallRecord): string {
@@ -70,10 +77,17 @@ export class DpmCore<D = unknown> {
   readonly hooks: PmCallbackHook[] = keepOutOfImage([]);
   private readonly irq: IrqChip | null;
   private readonly k: Kernel;
+  /** 'boot': the hibernation boot kernel's PM core; its records and hook events say so. */
+  readonly tag: 'boot' | undefined;
 
-  constructor(opts: { irq?: IrqChip; kernel?: Kernel } = {}) {
+  constructor(opts: { irq?: IrqChip; kernel?: Kernel; tag?: 'boot' } = {}) {
     this.irq = opts.irq ?? null;
     this.k = opts.kernel ?? kernel;
+    this.tag = opts.tag;
+  }
+
+  private tagged<T extends object>(o: T): T & { kernel?: 'boot' } {
+    return this.tag ? { ...o, kernel: this.tag } : o;
   }
 
   /** device_pm_add() */
@@ -102,16 +116,16 @@ export class DpmCore<D = unknown> {
     if (!phase) return 0;
     const inj = this.injections.find((i) => i.phase === phase && (i.device === pd.name || i.device === pd.slot));
     if (inj) {
-      const r: PmCallRecord = { phase, device: pd.name, result: -inj.errno, injected: true };
+      const r: PmCallRecord = this.tagged({ phase, device: pd.name, result: -inj.errno, injected: true });
       if (pd.slot !== undefined) r.slot = pd.slot;
       this.record.push(r);
       return -inj.errno;
     }
     const cb = pd.ops[phase];
     if (!cb) return 0;
-    const r: PmCallRecord = { phase, device: pd.name, result: 0 };
+    const r: PmCallRecord = this.tagged({ phase, device: pd.name, result: 0 });
     if (pd.slot !== undefined) r.slot = pd.slot;
-    const at = { phase, device: pd.name, ...(pd.slot !== undefined ? { slot: pd.slot } : {}) };
+    const at = this.tagged({ phase, device: pd.name, ...(pd.slot !== undefined ? { slot: pd.slot } : {}) });
     for (const h of this.hooks) h({ ...at, when: 'before' });
     try {
       r.result = cb(pd.dev);

@@ -152,6 +152,7 @@ export class TraceRecorder {
         const r: PmRecord = { type: 'pm', t: this.now(), when: e.when, phase: e.phase, device: e.device };
         if (e.slot !== undefined) r.slot = e.slot;
         if (e.result !== undefined) r.result = e.result;
+        if (e.kernel) r.kernel = e.kernel;
         this.writer.push(r);
         // The DPM record of this callback is already written (it is pushed before the 'after' hooks).
         if (e.when === 'after') entry.seen = src.record.length;

@@ -101,6 +101,8 @@ export interface PmRecord {
   result?: number;
   /** The failure was injected; the callback did not run (no 'before' record). */
   injected?: boolean;
+  /** Ran in the hibernation boot kernel. */
+  kernel?: 'boot';
 }
 
 export interface EndRecord {

@@ -51,9 +51,10 @@ export function formatEvent(e: TraceEvent): string {
     }
     case 'pm': {
       const slot = e.slot !== undefined ? `slot=${e.slot} ` : '';
-      if (e.when === 'before') return `${t} pm_begin ${slot}${e.phase} (${e.device})`;
+      const who = `${e.device}${e.kernel ? ', boot kernel' : ''}`;
+      if (e.when === 'before') return `${t} pm_begin ${slot}${e.phase} (${who})`;
       const result = errnoName(e.result ?? 0);
-      return `${t} pm ${slot}${e.phase} -> ${result} (${e.device}${e.injected ? ', injected' : ''})`;
+      return `${t} pm ${slot}${e.phase} -> ${result} (${who}${e.injected ? ', injected' : ''})`;
     }
   }
 }
