@@ -28,3 +28,24 @@ it('the embedding example in README.md runs and prints what the README says', as
     rmSync(file, { force: true });
   }
 });
+
+it('the scenario example in README.md is valid and passes', async () => {
+  const readme = readFileSync(`${root}README.md`, 'utf8');
+  const section = readme.slice(readme.indexOf('### Scenario files'));
+  const scenario = /```json\n([\s\S]*?)```/.exec(section)![1]!;
+  const file = `${root}dist/readme-scenario.json`;
+  writeFileSync(file, scenario);
+  try {
+    const { stdout } = await promisify(execFile)(process.execPath, [`${root}dist/emulator/cli.js`, 'run', '--scenario', file, '--json'], {
+      timeout: 60_000,
+    });
+    const r = JSON.parse(stdout) as { ok: boolean; pm: { kind: string; result: string; failedStep?: string }[] };
+    expect(r.ok).toBe(true);
+    expect(r.pm.map((c) => [c.kind, c.result, c.failedStep ?? null])).toEqual([
+      ['suspend', '0', null],
+      ['hibernate', '-EBUSY', 'freeze_noirq'],
+    ]);
+  } finally {
+    rmSync(file, { force: true });
+  }
+});
