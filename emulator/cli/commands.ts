@@ -26,6 +26,11 @@ export const commands: CommandEntry[] = [
     load: () => import('./bench.js'),
   },
   {
+    name: 'fuzz',
+    summary: 'fuzz the device side: register accesses, rings, status orders, channel programs',
+    load: () => import('./fuzz.js'),
+  },
+  {
     name: 'trace',
     summary: 'print a recorded trace, or export it for Perfetto / chrome://tracing',
     load: () => import('./trace.js'),
