@@ -2,7 +2,7 @@
 // serving loop as the trap mailbox, with no access to decode and no board.
 // It is the floor the register trap path is measured against.
 import { workerData } from 'node:worker_threads';
-import { MB, SPIN_CHECK_MASK, SPIN_MS } from '../bus/mailbox.js';
+import { MB, SPIN_CHECK_MASK, WORKER_SPIN_MS } from '../bus/mailbox.js';
 
 function serve(mb: Int32Array): void {
   let last = Atomics.load(mb, MB.REQ);
@@ -31,7 +31,7 @@ function spin(mb: Int32Array, last: number): number {
     if (s !== last) return s;
     if ((i & SPIN_CHECK_MASK) === 0) {
       const now = performance.now();
-      if (end === 0) end = now + SPIN_MS;
+      if (end === 0) end = now + WORKER_SPIN_MS;
       else if (now >= end) return last;
     }
   }

@@ -57,6 +57,14 @@ export const TRAP_TIMEOUT_DEFAULT_MS = 2000;
  * spin per burst of traffic.
  */
 export const SPIN_MS = 0.2;
+/**
+ * The worker waits longer before it sleeps: between bursts of accesses the
+ * driver often spends a few hundred µs on its own work (reaping and
+ * resubmitting a queue's worth of requests), and a sleeping worker makes
+ * the next access pay a futex wake on both sides. An idle worker spins once
+ * after the last access, then blocks.
+ */
+export const WORKER_SPIN_MS = 1;
 /** Check the clock only every so many spin iterations (performance.now() is ~50 ns). */
 export const SPIN_CHECK_MASK = 255;
 /** Longest single Atomics.wait on the driver side, to re-check the dead/closed flags. */
@@ -342,7 +350,7 @@ export class MailboxServer {
       if (s !== last) return s;
       if ((i & SPIN_CHECK_MASK) === 0) {
         const now = performance.now();
-        if (end === 0) end = now + SPIN_MS;
+        if (end === 0) end = now + WORKER_SPIN_MS;
         else if (now >= end) return last;
       }
     }

@@ -87,6 +87,8 @@ async function ringCase(ctx: BenchContext, eventIdx: boolean): Promise<BenchInst
   const irq = sys.machine.irq;
   let chains = 0;
   let waits = 0;
+  let refills = 0;
+  let harvests = 0;
   bus.reset();
   const raised0 = irq.raiseCount(line);
   return {
@@ -94,6 +96,8 @@ async function ringCase(ctx: BenchContext, eventIdx: boolean): Promise<BenchInst
       const c = runPipeline([pipe], n);
       chains += c.completed;
       waits += c.waits;
+      refills += c.refills;
+      harvests += c.harvests;
     },
     // Whole ring loads per batch, so refill/harvest cycles and not one chain's latency are timed.
     batchSize: 4 * q.vq.getVringSize(),
@@ -105,6 +109,8 @@ async function ringCase(ctx: BenchContext, eventIdx: boolean): Promise<BenchInst
       kicks_per_1000: (bus.notifies * 1000) / chains,
       irqs_per_1000: ((irq.raiseCount(line) - raised0) * 1000) / chains,
       waits_per_1000: (waits * 1000) / chains,
+      refill_batch: chains / Math.max(1, refills),
+      harvest_batch: chains / Math.max(1, harvests),
     }),
   };
 }

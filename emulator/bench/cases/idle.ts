@@ -12,6 +12,7 @@ import { summarise } from '../stats.js';
 import { cpuNsOf, newThreads, threadIds } from '../thread-cpu.js';
 import { BenchSkip, type BenchCase, type BenchContext, type SelfTimed } from '../registry.js';
 
+/** The idle window (--quick: half, to keep the suite short). */
 const WINDOW_MS = 2000;
 const SLICE_MS = 100;
 
@@ -26,11 +27,12 @@ async function idleWorker(ctx: BenchContext): Promise<SelfTimed> {
     await sleep(50);
     const perSecond: number[] = [];
     const cpu0 = process.cpuUsage();
+    const windowTarget = ctx.quick ? WINDOW_MS / 2 : WINDOW_MS;
     const start = performance.now();
     const first = cpuNsOf(worker);
     let last = first;
     let t = start;
-    while (performance.now() - start < WINDOW_MS) {
+    while (performance.now() - start < windowTarget) {
       await sleep(SLICE_MS);
       const now = performance.now();
       const c = cpuNsOf(worker);
