@@ -343,6 +343,8 @@ class VirtioBoard implements Board {
    * slot's DeviceHost.retained (disk media, console backends) carry over.
    */
   private power(model: 'retain' | 'reset' | 'fresh'): ControlResponse {
+    // Control records come from outside the type system (msgpackr): check.
+    if (model !== 'retain' && model !== 'reset' && model !== 'fresh') return { ok: false, error: `unknown power model '${String(model)}'` };
     if (model === 'retain') return { ok: true };
     for (const s of this.slots) s.transport?.reset();
     for (const { region } of this.regions) region.reset();

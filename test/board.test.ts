@@ -157,6 +157,13 @@ describe('control requests', () => {
 });
 
 describe("'power' models", () => {
+  it('an unknown power model is refused and changes nothing', () => {
+    const { tb, d } = scripted();
+    const st = d.status();
+    const r = tb.board.control({ op: 'power', model: 'off' as 'retain' });
+    expect(r).toEqual({ ok: false, error: "unknown power model 'off'" });
+    expect(d.status()).toBe(st);
+  });
   it("'retain' leaves the running device as it was", () => {
     const { tb, d, ring, dev } = scripted();
     const st = d.status();
