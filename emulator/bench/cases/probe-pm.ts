@@ -40,8 +40,13 @@ export function removeAll(k: KernelInstance): void {
 }
 
 export async function probeCase(ctx: BenchContext, count: number): Promise<BenchInstance> {
+  return probeInstance(ctx, count, await countedSystem(ctx, 'rng', count, [virtioRngDriver]));
+}
+
+/** Time re-probes of a booted system whose boot probe `bus` counted. */
+export function probeInstance(ctx: BenchContext, count: number, booted: { sys: VirtioSystem; bus: CountingBus }): BenchInstance {
   const drivers = [virtioRngDriver];
-  const { sys, bus } = await countedSystem(ctx, 'rng', count, drivers);
+  const { sys, bus } = booted;
   // The boot probe, counted.
   const accesses = bus.accesses / count;
   let current: KernelInstance = sys.kernel;
@@ -59,7 +64,7 @@ export async function probeCase(ctx: BenchContext, count: number): Promise<Bench
       }
       return ns;
     },
-    ...(count >= 32 ? { batchSize: 1, minBatches: ctx.quick ? 5 : 30 } : {}),
+    ...(count >= 32 ? { batchSize: 1, minBatches: ctx.quick ? 3 : 30 } : {}),
     teardown: () => sys.close(),
     extras: () => ({ devices: count, accesses_per_device: accesses }),
   };

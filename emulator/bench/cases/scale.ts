@@ -13,7 +13,7 @@ import { benchDriver } from '../bench-driver.js';
 import { runPipeline, type Pipe } from '../pipeline.js';
 import type { BenchCase, BenchContext, BenchInstance } from '../registry.js';
 import { rngPipe } from './datapath.js';
-import { countedSystem, probeCase } from './probe-pm.js';
+import { countedSystem, probeInstance } from './probe-pm.js';
 
 const SCALE_DEVICES = 1024;
 const WORKER_DEVICES = 8;
@@ -46,11 +46,10 @@ async function scaleCase(ctx: BenchContext): Promise<BenchInstance> {
   const empty = await machineRss({ slots: SCALE_DEVICES, devices: [], ramSize: 1 << 20, ...board });
   // Kernel side: what the boot probe leaves on this thread's heap, and its DMA (vrings, buffers).
   const heap0 = (gc(), process.memoryUsage().heapUsed);
-  const { sys } = await countedSystem(ctx, 'rng', SCALE_DEVICES, [virtioRngDriver]);
+  const booted = await countedSystem(ctx, 'rng', SCALE_DEVICES, [virtioRngDriver]);
   const heap1 = (gc(), process.memoryUsage().heapUsed);
-  const dma = dmaFor(sys.machine.mem).stats().used;
-  await sys.close();
-  const inst = await probeCase(ctx, SCALE_DEVICES);
+  const dma = dmaFor(booted.sys.machine.mem).stats().used;
+  const inst = probeInstance(ctx, SCALE_DEVICES, booted);
   const probeExtras = inst.extras;
   return {
     ...inst,
