@@ -66,7 +66,7 @@ function pmDevice(d: FoundDevice): PmDevice<VirtioDevice> {
  * its own (so it gets its own DMA allocator) and interrupt handlers that can
  * be dropped at once when that kernel is gone.
  */
-class BootKernelBus implements Bus {
+export class BootKernelBus implements Bus {
   readonly mem;
   readonly irq: IrqChip;
   private readonly handlers: [number, IrqHandler][] = [];

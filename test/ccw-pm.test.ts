@@ -5,7 +5,7 @@
 // phase anyway: a CcwDeadlockError after the deadline instead of a hang,
 // with the machine still usable afterwards.
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { AccessWidth, Bus, GuestMemory, IrqChip, IrqHandler } from '../core/bus.js';
+import type { Bus } from '../core/bus.js';
 import { dmaFor } from '../core/dma.js';
 import { driverForDeviceId, drivers } from '../core/drivers/index.js';
 import { viortcDev, viortcRead, virtioRtcDriver, virtioRtcNoirqDriver } from '../core/drivers/rtc.js';
@@ -26,6 +26,7 @@ import {
   type VirtioDriver,
 } from '../core/virtio.js';
 import { Machine, type MachineDevice } from '../emulator/machine.js';
+import { BootKernelBus } from '../emulator/system.js';
 import {
   CcwDeadlockError,
   ccwOptions,
@@ -82,36 +83,6 @@ class Kernel {
 }
 
 /** The bus as a second (boot) kernel sees it: its own DMA allocator, its handlers dropped when it is gone. */
-class BootBus implements Bus {
-  readonly mem: GuestMemory;
-  readonly irq: IrqChip;
-  private readonly handlers: [number, IrqHandler][] = [];
-  constructor(private readonly base: Bus) {
-    this.mem = { ...base.mem };
-    const tracked = this.handlers;
-    this.irq = Object.assign(Object.create(base.irq) as IrqChip, {
-      request(line: number, h: IrqHandler): void {
-        tracked.push([line, h]);
-        base.irq.request(line, h);
-      },
-      free(line: number, h: IrqHandler): void {
-        const i = tracked.findIndex(([l, x]) => l === line && x === h);
-        if (i >= 0) tracked.splice(i, 1);
-        base.irq.free(line, h);
-      },
-    });
-  }
-  read(addr: number, width: AccessWidth): number {
-    return this.base.read(addr, width);
-  }
-  write(addr: number, width: AccessWidth, value: number): void {
-    this.base.write(addr, width, value);
-  }
-  discard(): void {
-    for (const [line, h] of this.handlers.splice(0)) this.base.irq.free(line, h);
-  }
-}
-
 const SHIPPED = (): VirtioDriver[] => [...drivers.values()].map((d) => d.driver).filter((d) => d !== virtioRtcNoirqDriver);
 
 async function boot(devices: MachineDevice[], drvs: VirtioDriver[] = SHIPPED(), pmOps?: (v: VirtioDevice) => DevPmOps<VirtioDevice>) {
@@ -163,7 +134,7 @@ describe('suspend and hibernation over ccw', () => {
   it('hibernation with a fresh boot kernel: freeze, image, thaw, poweroff, boot-kernel quiesce, restore', async () => {
     const { m, k } = await boot(ALL_CCW);
     for (const d of k.devices) expect(exercise(d)).toEqual([]);
-    let bootBus: BootBus | null = null;
+    let bootBus: BootKernelBus | null = null;
     let bootKernel: Kernel | null = null;
     const t = hibernate(
       k.dpm,
@@ -172,14 +143,14 @@ describe('suspend and hibernation over ccw', () => {
         bootKernel: () => {
           // Power-on: the interrupt controller starts with every line enabled.
           for (let line = 0; line < m.irq.lines; line++) m.irq.unmask(line);
-          bootBus = new BootBus(m.bus);
+          bootBus = new BootKernelBus(m.bus);
           bootKernel = new Kernel(bootBus, 4, SHIPPED());
           return bootKernel.dpm;
         },
       },
       { imageRoots: [k, dmaFor(m.mem), ...kernelGlobals()], ram: m.mem.u8 },
     );
-    (bootBus as BootBus | null)?.discard();
+    (bootBus as BootKernelBus | null)?.discard();
     expect(t.result).toBe(0);
     expect((bootKernel as Kernel | null)?.devices).toHaveLength(4);
     const bootPhases = t.records.filter((r) => r.kernel === 'boot').map((r) => r.phase);
