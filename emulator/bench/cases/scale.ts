@@ -1,8 +1,9 @@
-// Scale: one machine with 1024 virtio-rng devices (memory per device, probe
-// time), and the device work of 8 devices served by one device worker versus
-// two. A machine has exactly one device worker, so "two workers" is two
-// machines with 4 devices each, both driven from this thread by the same
-// batching loop as "one worker" (one machine with all 8 devices).
+// Scale: one machine with 1024 virtio-rng devices (memory per device: the
+// device side in the worker's heap, the kernel side on this thread's heap
+// and in guest RAM; probe time), and the device work of 8 devices served by
+// one device worker versus two. A machine has exactly one device worker, so
+// "two workers" is two machines with 4 devices each, both driven from this
+// thread by the same batching loop as "one worker" (one machine, 8 devices).
 import { runInNewContext } from 'node:vm';
 import { setFlagsFromString } from 'node:v8';
 import { virtioRngDriver } from '../../../core/drivers/rng.js';
@@ -22,28 +23,27 @@ const CHAIN_BYTES = 16;
 setFlagsFromString('--expose-gc');
 const gc = runInNewContext('gc') as () => void;
 
-function settledRss(): number {
-  gc();
-  gc();
-  return process.memoryUsage().rss;
-}
+const MEASURED_BOARD = new URL('../measured-board.js', import.meta.url).href;
 
-/** RSS a machine adds while it exists (worker heap with its board, SABs touched, thread stack). */
-async function machineRss(opts: MachineOptions): Promise<number> {
-  const r0 = settledRss();
-  const m = await Machine.create(opts);
-  // The worker has built its board and is serving: its heap is the board's.
-  const r1 = settledRss();
-  await m.close();
-  return r1 - r0;
+/** Live bytes the board of a machine with these options takes in its device worker (see measured-board.ts). */
+async function boardBytes(opts: MachineOptions): Promise<number> {
+  const m = await Machine.create({ ...opts, boardModule: MEASURED_BOARD });
+  try {
+    const r = m.control({ op: 'stats' });
+    const v = r.ok ? (r.value as { boardBytes?: unknown }).boardBytes : undefined;
+    if (typeof v !== 'number') throw new Error('measured board reported no boardBytes');
+    return v;
+  } finally {
+    await m.close();
+  }
 }
 
 async function scaleCase(ctx: BenchContext): Promise<BenchInstance> {
-  const board = ctx.boardModule ? { boardModule: ctx.boardModule } : {};
   // Device side: 1024 devices against 1024 empty windows, same RAM, so the
-  // difference is the device models, register files and queues.
-  const full = await machineRss({ slots: SCALE_DEVICES, devices: Array.from({ length: SCALE_DEVICES }, () => 'rng'), ramSize: 1 << 20, ...board });
-  const empty = await machineRss({ slots: SCALE_DEVICES, devices: [], ramSize: 1 << 20, ...board });
+  // difference is the device models, register files and queues (measured in
+  // the worker's own heap). A bench --board module is not used here.
+  const full = await boardBytes({ slots: SCALE_DEVICES, devices: Array.from({ length: SCALE_DEVICES }, () => 'rng'), ramSize: 1 << 20 });
+  const empty = await boardBytes({ slots: SCALE_DEVICES, devices: [], ramSize: 1 << 20 });
   // Kernel side: what the boot probe leaves on this thread's heap, and its DMA (vrings, buffers).
   const heap0 = (gc(), process.memoryUsage().heapUsed);
   const booted = await countedSystem(ctx, 'rng', SCALE_DEVICES, [virtioRngDriver]);
