@@ -5,6 +5,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { QtestClient } from './qtest-client.js';
 
 export const QEMU_BINARY = 'qemu-system-aarch64';
@@ -50,8 +51,8 @@ export async function launchQemu(): Promise<QtestClient> {
 
 /** Start `virtio-emu qtest --device rng` (this package's CLI) as a child, spoken to over stdio. */
 export async function launchSelf(): Promise<QtestClient> {
-  const cli = new URL('../cli.js', import.meta.url);
-  const child = spawn(process.execPath, [cli.pathname, 'qtest', '--device', 'rng'], { stdio: ['pipe', 'pipe', 'pipe'] });
+  const cli = fileURLToPath(new URL('../cli.js', import.meta.url));
+  const child = spawn(process.execPath, [cli, 'qtest', '--device', 'rng'], { stdio: ['pipe', 'pipe', 'pipe'] });
   const client = new QtestClient(child);
   await client.ready();
   return client;
