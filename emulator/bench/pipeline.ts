@@ -1,9 +1,11 @@
-// Keeping queues busy: each pipe has `depth` request slots; the loop refills
-// every free slot, kicks (the ring decides whether a notify is needed), and
-// harvests used buffers in batches. When nothing has completed it arms the
-// callback (virtqueue_enable_cb_delayed, as a batching driver does) and waits
-// for the interrupt like the modelled kernel sleeps. Works across several
-// machines at once (the two-worker comparison).
+// Keeping queues busy: each pipe has `depth` request slots. The loop refills
+// once an eighth of a pipe's slots are free, kicks (the ring decides whether
+// a notify is needed), and harvests used buffers in batches. While the device
+// is busy it polls the used rings (as NAPI busy polling does); only when
+// nothing completes for POLL_MS does it arm the callback
+// (virtqueue_enable_cb_delayed, as a batching driver does) and wait for the
+// interrupt as the modelled kernel sleeps. Works across several machines at
+// once (the two-worker comparison).
 import type { IrqChip } from '../../core/bus.js';
 import { SplitVirtqueue } from '../../core/virtqueue/split.js';
 import type { Sg } from '../../core/virtqueue/types.js';
