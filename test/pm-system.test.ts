@@ -5,7 +5,7 @@ import { clockConsumerDriver, clockConsumerState } from '../core/drivers/clock-c
 import { viortcDev, viortcRead, virtioRtcDriver, virtioRtcNoirqDriver } from '../core/drivers/rtc.js';
 import { virtioRngDriver, virtioRngRead } from '../core/drivers/rng.js';
 import { kernel } from '../core/kernel.js';
-import { EAGAIN, EIO, ENODEV } from '../core/uapi/errno.js';
+import { EAGAIN, EINVAL, EIO, ENODEV, EOPNOTSUPP } from '../core/uapi/errno.js';
 import { VIRTIO_ID_RNG } from '../core/uapi/ids.js';
 import { VIRTIO_CONFIG_S_FAILED } from '../core/uapi/status.js';
 import {
@@ -16,6 +16,7 @@ import {
   type VirtioDriver,
   registerVirtioDevice,
   unregisterVirtioDevice,
+  virtioDeviceReadyNoirq,
 } from '../core/virtio.js';
 import { type PowerModel, VirtioSystem, type SystemOptions } from '../emulator/system.js';
 import { TraceBus, formatEntry } from './helpers/trace-bus.js';
@@ -245,6 +246,51 @@ describe('aborted and failed transitions', () => {
     expect(t.records.find((r) => r.phase === 'resume')?.result).toBe(-EIO);
     expect(status(sys.device(0)!) & VIRTIO_CONFIG_S_FAILED).toBeTruthy();
     expect(sys.device(0)!.messages.some((m) => m.msg.includes('device refuses features'))).toBe(true);
+  });
+});
+
+describe('the checks of the patch, over real registers', () => {
+  it('mis-paired callbacks: freeze refuses with -EINVAL, config re-enabled, the suspend aborts and the device keeps working', async () => {
+    const drv = testDriver(VIRTIO_ID_RNG, { noirq: true });
+    delete drv.restoreNoirq; // freeze_noirq without restore_noirq
+    const { sys, trace } = await boot(['rng'], [drv]);
+    const start = trace.log.length;
+    const t = sys.suspend();
+    expect(t).toMatchObject({ result: -EINVAL, failedStep: 'suspend' });
+    const vdev = sys.device(0)!;
+    expect(vdev.configCoreEnabled).toBe(true);
+    expect(vdev.messages.map((m) => m.msg)).toContain('freeze/restore and freeze_noirq/restore_noirq must each be paired');
+    // only the FAILED check's Status read reached the device
+    expect(windowLog(trace, sys, 0, start)).toEqual(['R Status = 0xf']);
+    expect(status(vdev)).toBe(0x0f);
+  });
+
+  it('active vqs on a transport without reset_vqs: freeze_noirq refuses with -EOPNOTSUPP and the suspend aborts cleanly', async () => {
+    const drv = testDriver(VIRTIO_ID_RNG, { noirq: true });
+    const { sys } = await boot(['rng'], [drv]);
+    const vdev = sys.device(0)!;
+    // virtio-mmio as it was before the series: the same ops without reset_vqs
+    Object.defineProperty(vdev, 'config', { value: { ...vdev.config, resetVqs: undefined } });
+    const t = sys.suspend();
+    expect(t).toMatchObject({ result: -EOPNOTSUPP, failedStep: 'suspend_noirq' });
+    expect(vdev.noirqState).toBe(VIRTIO_NOIRQ_NONE);
+    expect(vdev.messages.map((m) => m.msg)).toContain('transport does not support noirq PM restore with active vqs (missing reset_vqs)');
+    expect(t.records.filter((r) => r.phase === 'resume').map((r) => r.result)).toEqual([0]);
+    expect(status(vdev)).toBe(0x0f);
+  });
+
+  it('virtio_device_ready_noirq with DRIVER_OK already set trips its WARN_ON', async () => {
+    const drv = testDriver(VIRTIO_ID_RNG, { noirq: true });
+    drv.restoreNoirq = (d) => {
+      virtioDeviceReadyNoirq(d);
+      virtioDeviceReadyNoirq(d);
+      return 0;
+    };
+    const { sys } = await boot(['rng'], [drv]);
+    expect(sys.suspend().result).toBe(0);
+    expect(sys.device(0)!.warnings).toEqual([
+      expect.objectContaining({ kind: 'WARN_ON', where: 'virtio_device_ready_noirq', what: 'status & VIRTIO_CONFIG_S_DRIVER_OK' }),
+    ]);
   });
 });
 
