@@ -22,6 +22,7 @@ import {
   type VirtblkReq,
 } from '../core/drivers/blk.js';
 import { driverByName } from '../core/drivers/index.js';
+import { dmaForDevice } from '../core/dma.js';
 import { kernel } from '../core/kernel.js';
 import { EAGAIN, EINVAL, EIO, ENOSPC } from '../core/uapi/errno.js';
 import type { VirtioDevice } from '../core/virtio.js';
@@ -264,5 +265,45 @@ describe('the registry entry', () => {
     const { vdev } = await boot({ size: '1M', ro: true });
     expect(driverByName('blk')!.exercise(vdev, { bytes: 4096 }).failures).toEqual([]);
     expect(virtblkStats(vdev).errors).toBe(0);
+  });
+});
+
+describe('the tag set', () => {
+  it('requests take preallocated slots (no DMA allocation per 4 KiB request); bigger ones allocate and free their own data; suspend rebuilds the slots', async () => {
+    const { sys, vdev } = await boot({ size: '4M' });
+    const vblk = virtblkInfo(vdev)!;
+    const dma = dmaForDevice(vdev);
+    const base = dma.stats().allocations;
+    expect(vblk.tags!.slots).toBe(vblk.vq!.getVringSize());
+    expect(vblk.tags!.free).toHaveLength(vblk.tags!.slots);
+    const reqs = [0, 1, 2, 3].map((i) => virtblkSubmit(vdev, { op: 'write', sector: i * 8, data: pattern(4096, i) }, { kick: false }) as VirtblkReq);
+    // Only the ring's indirect tables, if any: one per request at most.
+    expect(dma.stats().allocations - base).toBeLessThanOrEqual(4);
+    expect(new Set(reqs.map((r) => r.hdr)).size).toBe(4);
+    virtblkKick(vdev);
+    expect((virtblkReap(vdev, 4) as VirtblkReq[]).length).toBe(4);
+    expect(vblk.tags!.free).toHaveLength(vblk.tags!.slots);
+    // Read straight into the caller's buffer.
+    const into = new Uint8Array(4096);
+    const r = virtblkSubmit(vdev, { op: 'read', sector: 8, count: 8, into }) as VirtblkReq;
+    expect(virtblkWait(vdev, r)).toBe(0);
+    expect(r.buf).toBe(into);
+    expect(sameBytes(into, pattern(4096, 1))).toBe('same');
+    expect(virtblkSubmit(vdev, { op: 'read', sector: 0, count: 8, into: new Uint8Array(512) })).toBe(-EINVAL);
+    // A request bigger than a slot's page.
+    const big = pattern(64 * 1024, 9);
+    const before = dma.stats().used;
+    const w = virtblkSubmit(vdev, { op: 'write', sector: 0, data: big }) as VirtblkReq;
+    expect(dma.stats().used - before).toBeGreaterThanOrEqual(big.length);
+    expect(virtblkWait(vdev, w)).toBe(0);
+    expect(dma.stats().allocations).toBe(base);
+    expect(sameBytes(read(vdev, 0, 128), big)).toBe('same');
+    // freeze frees the slots with the queue, restore allocates them again.
+    const tags = vblk.tags;
+    expect(sys.suspend().result).toBe(0);
+    expect(vblk.tags).not.toBe(tags);
+    expect(vblk.tags!.free).toHaveLength(vblk.tags!.slots);
+    expect(dma.stats().allocations).toBe(base);
+    expect(sameBytes(read(vdev, 0, 128), big)).toBe('same');
   });
 });

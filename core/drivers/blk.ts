@@ -63,6 +63,13 @@ const VIRTIO_BLK_MAX_SG_ELEMS = 32768;
 const STATUS_AT = VIRTIO_BLK_OUTHDR_SIZE;
 /** A value no device writes: a request the device completed without a status reads as an I/O error. */
 const STATUS_UNSET = 0xff;
+/** Header + status stride of a tag set slot (16-byte aligned, as the per-request allocation was). */
+const SLOT_HDR_BYTES = 32;
+/**
+ * Preallocated data bytes per slot: a page covers the common 4 KiB I/O and
+ * GET_ID; larger requests allocate their data buffer per request.
+ */
+const SLOT_DATA_BYTES = PAGE_SIZE;
 
 export type BlkOp = 'read' | 'write' | 'flush' | 'get_id';
 
@@ -73,6 +80,8 @@ export interface BlkIo {
   sector?: number;
   /** Sectors to read (read). */
   count?: number;
+  /** Read: where the data goes on completion (count × 512 bytes; becomes buf); else a new array. */
+  into?: Uint8Array;
   /** Bytes to write, a multiple of 512 (write). */
   data?: Uint8Array;
 }
@@ -91,6 +100,12 @@ export interface VirtblkReq {
   hdr: number;
   /** DMA data buffer, or 0. */
   data: number;
+  /** Tag set slot holding hdr (and data, unless the request needed a bigger buffer). */
+  slot: number;
+  /** data was allocated for this request alone (freed on completion). */
+  ownData: boolean;
+  /** Read destination given at submit, or null. */
+  into: Uint8Array | null;
   done: boolean;
   /** 0 or -errno, valid once done. */
   result: number;
@@ -112,10 +127,28 @@ export interface VirtblkStats {
   polled: number;
 }
 
+/**
+ * blk_mq_tag_set, reduced: one slot per ring entry, each with its header +
+ * status bytes and a data page in DMA memory, allocated when the queue is set
+ * up so the I/O path allocates no DMA memory. Plain numbers only, so the
+ * hibernation image captures it with the rest of dev.priv.
+ */
+export interface VirtblkTagSet {
+  /** DMA: SLOT_HDR_BYTES per slot. */
+  hdrs: number;
+  /** DMA: SLOT_DATA_BYTES per slot. */
+  datas: number;
+  slots: number;
+  /** Free slot numbers (a stack: the most recently freed slot is cache-warm). */
+  free: number[];
+}
+
 /** struct virtio_blk, reduced. */
 export interface VirtioBlk {
   vdev: VirtioDevice;
   vq: Virtqueue<VirtblkReq> | null;
+  /** Request slots of vq; null while the queue is torn down. */
+  tags: VirtblkTagSet | null;
   /** vd_index: "vda" is 0. */
   index: number;
   diskName: string;
@@ -191,21 +224,53 @@ function virtblkResult(status: number): number {
 // ---------------------------------------------------------------------------
 // Requests
 
-function freeReqDma(vblk: VirtioBlk, req: VirtblkReq): void {
+/** blk_mq_alloc_tag_set: the slots for a queue of `slots` entries; -ENOMEM if DMA memory is short. */
+function virtblkAllocTagSet(vblk: VirtioBlk, slots: number): number {
   const dma = dmaForDevice(vblk.vdev);
-  if (req.data) dma.free(req.data);
-  dma.free(req.hdr);
-  req.data = 0;
-  req.hdr = 0;
+  const hdrs = dma.alloc(slots * SLOT_HDR_BYTES, 16);
+  if (hdrs === null) return -ENOMEM;
+  const datas = dma.alloc(slots * SLOT_DATA_BYTES, PAGE_SIZE);
+  if (datas === null) {
+    dma.free(hdrs);
+    return -ENOMEM;
+  }
+  const free: number[] = [];
+  for (let i = slots - 1; i >= 0; i--) free.push(i);
+  vblk.tags = { hdrs, datas, slots, free };
+  return 0;
 }
 
-/** blk_mq_complete_request → virtblk_request_done: record the outcome, copy IN data out, free DMA. */
-function virtblkRequestDone(vblk: VirtioBlk, req: VirtblkReq, result: number): void {
+/** blk_mq_free_tag_set: every request must be done (the queue was quiesced). */
+function virtblkFreeTagSet(vblk: VirtioBlk): void {
+  const tags = vblk.tags;
+  if (!tags) return;
   const dma = dmaForDevice(vblk.vdev);
+  dma.free(tags.datas);
+  dma.free(tags.hdrs);
+  vblk.tags = null;
+}
+
+function freeReqDma(vblk: VirtioBlk, req: VirtblkReq): void {
+  if (req.ownData) dmaForDevice(vblk.vdev).free(req.data);
+  vblk.tags!.free.push(req.slot);
+  req.data = 0;
+  req.hdr = 0;
+  req.ownData = false;
+}
+
+/** blk_mq_complete_request → virtblk_request_done: record the outcome, copy IN data out, release the slot. */
+function virtblkRequestDone(vblk: VirtioBlk, req: VirtblkReq, result: number): void {
   req.result = result;
   if (result === 0 && (req.type === VIRTIO_BLK_T_IN || req.type === VIRTIO_BLK_T_GET_ID)) {
-    req.buf = dma.bytes(req.data, req.dataLen).slice();
+    const data = dmaForDevice(vblk.vdev).bytes(req.data, req.dataLen);
+    if (req.into) {
+      req.into.set(data);
+      req.buf = req.into;
+    } else {
+      req.buf = data.slice();
+    }
   }
+  req.into = null;
   freeReqDma(vblk, req);
   req.done = true;
   vblk.inflight--;
@@ -290,8 +355,9 @@ function dataLenOf(vblk: VirtioBlk, io: BlkIo): number {
 export function virtblkSubmit(vdev: VirtioDevice, io: BlkIo, opts: { kick?: boolean } = {}): VirtblkReq | number {
   const vblk = virtblkInfo(vdev);
   if (!vblk) return -ENODEV;
-  if (vblk.frozen || !vblk.vq) return -EAGAIN;
+  if (vblk.frozen || !vblk.vq || !vblk.tags) return -EAGAIN;
   const vq = vblk.vq;
+  const tags = vblk.tags;
   if (vq.isBroken()) return -EIO;
 
   const dataLen = dataLenOf(vblk, io);
@@ -299,15 +365,22 @@ export function virtblkSubmit(vdev: VirtioDevice, io: BlkIo, opts: { kick?: bool
   const sector = io.op === 'read' || io.op === 'write' ? (io.sector ?? 0) : 0;
   if (!Number.isSafeInteger(sector) || sector < 0) return -EINVAL;
   if (dataLen > vblk.maxRequestBytes) return -EINVAL;
+  const into = io.op === 'read' ? (io.into ?? null) : null;
+  if (into && into.length !== dataLen) return -EINVAL;
 
+  // No free slot means every ring entry holds a request: the ring is full.
+  if (tags.free.length === 0) return -ENOSPC;
   const dma = dmaForDevice(vdev);
-  const hdr = dma.alloc(VIRTIO_BLK_OUTHDR_SIZE + 1, 16);
-  if (hdr === null) return -ENOMEM;
-  const data = dataLen ? dma.alloc(dataLen, 64) : 0;
-  if (data === null) {
-    dma.free(hdr);
-    return -ENOMEM;
+  let data = 0;
+  const ownData = dataLen > SLOT_DATA_BYTES;
+  if (ownData) {
+    const a = dma.alloc(dataLen, 64);
+    if (a === null) return -ENOMEM;
+    data = a;
   }
+  const slot = tags.free.pop()!;
+  const hdr = tags.hdrs + slot * SLOT_HDR_BYTES;
+  if (dataLen && !ownData) data = tags.datas + slot * SLOT_DATA_BYTES;
 
   const req: VirtblkReq = {
     tag: vblk.nextTag++,
@@ -317,6 +390,9 @@ export function virtblkSubmit(vdev: VirtioDevice, io: BlkIo, opts: { kick?: bool
     dataLen,
     hdr,
     data,
+    slot,
+    ownData,
+    into,
     done: false,
     result: 0,
     len: 0,
@@ -485,8 +561,9 @@ export function virtblkRead(vdev: VirtioDevice, sector: number, count: number): 
     vblk,
     sector,
     count,
-    (at, n) => ({ op: 'read', sector: at, count: n }),
-    (req) => out.set(req.buf!, (req.sector - sector) * SECTOR_SIZE),
+    // Each request completes straight into its part of out.
+    (at, n) => ({ op: 'read', sector: at, count: n, into: out.subarray((at - sector) * SECTOR_SIZE, (at - sector + n) * SECTOR_SIZE) }),
+    () => {},
   );
   return err || out;
 }
@@ -556,9 +633,17 @@ export function virtblkGetId(vdev: VirtioDevice): string | number {
 
 function initVq(vblk: VirtioBlk): number {
   const vqs: (Virtqueue | null)[] = [null];
-  const err = virtioFindVqs(vblk.vdev, vqs, [{ name: 'req.0', callback: virtblkDone }]);
+  let err = virtioFindVqs(vblk.vdev, vqs, [{ name: 'req.0', callback: virtblkDone }]);
   if (err) return err;
-  vblk.vq = vqs[0] as Virtqueue<VirtblkReq>;
+  const vq = vqs[0] as Virtqueue<VirtblkReq>;
+  // A request takes at least one descriptor: one slot per ring entry.
+  err = virtblkAllocTagSet(vblk, vq.getVringSize());
+  if (err) {
+    virtioResetDevice(vblk.vdev);
+    vblk.vdev.config.delVqs(vblk.vdev);
+    return err;
+  }
+  vblk.vq = vq;
   return 0;
 }
 
@@ -590,6 +675,7 @@ function virtblkQuiesce(vblk: VirtioBlk, where: string): void {
   }
   vblk.vdev.config.delVqs(vblk.vdev);
   vblk.vq = null;
+  virtblkFreeTagSet(vblk);
 }
 
 function virtblkProbe(vdev: VirtioDevice): number {
@@ -597,6 +683,7 @@ function virtblkProbe(vdev: VirtioDevice): number {
   const vblk: VirtioBlk = {
     vdev,
     vq: null,
+    tags: null,
     index,
     diskName: virtblkNameFormat('vd', index),
     capacity: 0,
@@ -642,6 +729,8 @@ function virtblkProbe(vdev: VirtioDevice): number {
       err = -EINVAL;
       virtioResetDevice(vdev);
       vdev.config.delVqs(vdev);
+      vblk.vq = null;
+      virtblkFreeTagSet(vblk);
       return probeFail(vblk, err);
     }
     vblk.blkSize = blkSize;
