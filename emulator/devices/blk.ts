@@ -44,8 +44,6 @@ import { openMedium, type BlockMedium } from './blk-medium.js';
 import { BLK_DEFAULT_SIZE, parseBlkOptions, type BlkOptions } from './blk-options.js';
 import type { Chain, ConfigWidth, DeviceContext, DeviceHost, DeviceModel, DeviceOptions } from './device.js';
 
-/** Copy unit for OUT data (guest RAM → medium); bounds the bounce buffer. */
-const COPY_CHUNK = 64 * 1024;
 /** Linux rounds a smaller size_max up to its page size; keep segments at least this big. */
 const MIN_SEGMENT = 4096;
 const MAX_SEG_MAX = 128;
@@ -65,7 +63,7 @@ export class BlkDevice implements DeviceModel {
   private readonly maxRequest: number;
   private readonly header = new Uint8Array(VIRTIO_BLK_OUTHDR_SIZE);
   private readonly headerView = new DataView(this.header.buffer);
-  private bounce: Uint8Array | null = null;
+  private readonly status = new Uint8Array(1);
 
   constructor(
     readonly medium: BlockMedium,
@@ -122,7 +120,8 @@ export class BlkDevice implements DeviceModel {
     // Offset of the status byte, and so the device-writable data length.
     const statusAt = chain.writableBytes - 1;
     const complete = (status: number, dataWritten = 0): number => {
-      chain.write(Uint8Array.of(status), statusAt);
+      this.status[0] = status;
+      chain.write(this.status, statusAt);
       return dataWritten + 1;
     };
     if (chain.readableBytes < VIRTIO_BLK_OUTHDR_SIZE) return complete(VIRTIO_BLK_S_IOERR);
@@ -193,15 +192,14 @@ export class BlkDevice implements DeviceModel {
     return sector * SECTOR_SIZE;
   }
 
-  /** OUT data (after the header) → medium, through a bounded bounce buffer. */
+  /** OUT data (after the header) → medium, straight from guest RAM. */
   private copyOut(chain: Chain, offset: number, len: number): void {
-    const buf = (this.bounce ??= new Uint8Array(COPY_CHUNK));
-    for (let done = 0; done < len; ) {
-      const n = chain.read(buf.subarray(0, Math.min(COPY_CHUNK, len - done)), VIRTIO_BLK_OUTHDR_SIZE + done);
-      if (n === 0) throw new Error('chain went stale');
-      this.medium.write(offset + done, buf.subarray(0, n));
-      done += n;
-    }
+    let at = offset;
+    const n = chain.visitReadable(VIRTIO_BLK_OUTHDR_SIZE, len, (view) => {
+      this.medium.write(at, view);
+      at += view.length;
+    });
+    if (n !== len) throw new Error('chain went stale');
   }
 }
 

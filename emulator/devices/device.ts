@@ -37,6 +37,12 @@ export interface Chain {
    * randomFillSync). The views must not be kept. Returns the bytes covered.
    */
   fillWritable(maxBytes: number, fill: (view: Uint8Array) => void): number;
+  /**
+   * Hand up to maxBytes of the device-readable bytes from `offset`, in order,
+   * to `visit` as views of guest RAM (for consumers that copy straight to
+   * their destination). The views must not be kept. Returns the bytes covered.
+   */
+  visitReadable(offset: number, maxBytes: number, visit: (view: Uint8Array) => void): number;
 }
 
 /** What a model may do to its device. One long-lived context per device instance. */

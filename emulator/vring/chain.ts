@@ -155,6 +155,13 @@ export class DescriptorChain implements Chain {
     });
   }
 
+  visitReadable(offset: number, maxBytes: number, visit: (view: Uint8Array) => void): number {
+    if (!this.live) return 0;
+    return this.copy(this.readable, offset, Math.max(0, maxBytes), (seg, segOff, _pos, n) => {
+      visit(this.ram.bytes(seg.addr + segOff, n));
+    });
+  }
+
   /** Visit up to `want` bytes of segs starting at byte `offset`; returns bytes visited. */
   private copy(
     segs: readonly Segment[],
