@@ -67,10 +67,18 @@ export class DmaAllocator {
       const pad = addr - b.addr;
       if (pad + size > b.size) continue;
       const tail = b.size - pad - size;
-      const pieces: Block[] = [];
-      if (pad > 0) pieces.push({ addr: b.addr, size: pad });
-      if (tail > 0) pieces.push({ addr: addr + size, size: tail });
-      this.freeList.splice(i, 1, ...pieces);
+      // Shrink the block in place; only a split in the middle adds a block.
+      if (pad === 0) {
+        if (tail > 0) {
+          b.addr = addr + size;
+          b.size = tail;
+        } else {
+          this.freeList.splice(i, 1);
+        }
+      } else {
+        b.size = pad;
+        if (tail > 0) this.freeList.splice(i + 1, 0, { addr: addr + size, size: tail });
+      }
       this.live.set(addr, size);
       this.bytes(addr, size).fill(0);
       return addr;
@@ -89,12 +97,31 @@ export class DmaAllocator {
     const size = this.live.get(addr);
     if (size === undefined) throw new KernelBug('dma_free', `0x${addr.toString(16)} was not allocated (double free?)`);
     this.live.delete(addr);
-    let i = 0;
-    while (i < this.freeList.length && this.freeList[i]!.addr < addr) i++;
-    this.freeList.splice(i, 0, { addr, size });
-    // Coalesce with the neighbours.
-    if (i + 1 < this.freeList.length) this.merge(i);
-    if (i > 0) this.merge(i - 1);
+    const list = this.freeList;
+    // First free block above addr (binary search: the list is address-sorted).
+    let lo = 0;
+    let hi = list.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (list[mid]!.addr < addr) lo = mid + 1;
+      else hi = mid;
+    }
+    // Coalesce with the neighbours in place; insert only when neither touches.
+    const prev = lo > 0 ? list[lo - 1]! : null;
+    const next = lo < list.length ? list[lo]! : null;
+    const joinsPrev = prev !== null && prev.addr + prev.size === addr;
+    const joinsNext = next !== null && addr + size === next.addr;
+    if (joinsPrev && joinsNext) {
+      prev.size += size + next.size;
+      list.splice(lo, 1);
+    } else if (joinsPrev) {
+      prev.size += size;
+    } else if (joinsNext) {
+      next.addr = addr;
+      next.size += size;
+    } else {
+      list.splice(lo, 0, { addr, size });
+    }
   }
 
   /** Size of a live allocation, or undefined. */
@@ -117,15 +144,6 @@ export class DmaAllocator {
     let free = 0;
     for (const b of this.freeList) free += b.size;
     return { used, free, allocations: this.live.size, failures: this.failures };
-  }
-
-  private merge(i: number): void {
-    const a = this.freeList[i]!;
-    const b = this.freeList[i + 1]!;
-    if (a.addr + a.size === b.addr) {
-      a.size += b.size;
-      this.freeList.splice(i + 1, 1);
-    }
   }
 }
 
