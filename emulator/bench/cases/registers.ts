@@ -39,88 +39,76 @@ interface Kind {
   op: (m: Machine, base: number) => Op;
 }
 
-const KINDS: Kind[] = [
-  {
-    name: 'mmio.read32',
-    description: 'read MagicValue (a plain register)',
+/** Read one register n times. */
+function readKind(name: string, description: string, reg: number): Kind {
+  return {
+    name,
+    description,
     accesses: 1,
     op: (m, base) => {
       const b = m.bus;
-      const a = base + REG.MagicValue;
+      const a = base + reg;
       return (n) => {
         for (let i = 0; i < n; i++) b.read(a, 4);
       };
     },
-  },
-  {
-    name: 'mmio.write32',
-    description: 'write QueueSel (a plain register)',
+  };
+}
+
+/** Write one value to one register n times. */
+function writeKind(name: string, description: string, reg: number, value: number): Kind {
+  return {
+    name,
+    description,
     accesses: 1,
     op: (m, base) => {
       const b = m.bus;
-      const a = base + REG.QueueSel;
+      const a = base + reg;
       return (n) => {
-        for (let i = 0; i < n; i++) b.write(a, 4, 0);
+        for (let i = 0; i < n; i++) b.write(a, 4, value);
       };
     },
-  },
-  {
-    name: 'mmio.selread32.devicefeatures',
-    description: 'write DeviceFeaturesSel (0/1 alternating), read DeviceFeatures: 2 accesses',
+  };
+}
+
+/** A selector write then the register it selects, as a driver does it. */
+function selReadKind(name: string, description: string, selReg: number, reg: number, selValue: (i: number) => number): Kind {
+  return {
+    name,
+    description,
     accesses: 2,
     op: (m, base) => {
       const b = m.bus;
-      const sel = base + REG.DeviceFeaturesSel;
-      const reg = base + REG.DeviceFeatures;
+      const sel = base + selReg;
+      const r = base + reg;
       return (n) => {
         for (let i = 0; i < n; i++) {
-          b.write(sel, 4, i & 1);
-          b.read(reg, 4);
+          b.write(sel, 4, selValue(i));
+          b.read(r, 4);
         }
       };
     },
-  },
-  {
-    name: 'mmio.selread32.queuenummax',
-    description: 'write QueueSel, read QueueNumMax: 2 accesses',
-    accesses: 2,
-    op: (m, base) => {
-      const b = m.bus;
-      const sel = base + REG.QueueSel;
-      const reg = base + REG.QueueNumMax;
-      return (n) => {
-        for (let i = 0; i < n; i++) {
-          b.write(sel, 4, 0);
-          b.read(reg, 4);
-        }
-      };
-    },
-  },
-  {
-    name: 'mmio.write32.status',
-    description: 'write Status = ACKNOWLEDGE|DRIVER (the status path, no state change after the first)',
-    accesses: 1,
-    op: (m, base) => {
-      const b = m.bus;
-      const a = base + REG.Status;
-      const v = VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER;
-      return (n) => {
-        for (let i = 0; i < n; i++) b.write(a, 4, v);
-      };
-    },
-  },
-  {
-    name: 'mmio.write32.reset',
-    description: 'write Status = 0: a full device reset inside the write',
-    accesses: 1,
-    op: (m, base) => {
-      const b = m.bus;
-      const a = base + REG.Status;
-      return (n) => {
-        for (let i = 0; i < n; i++) b.write(a, 4, 0);
-      };
-    },
-  },
+  };
+}
+
+const KINDS: Kind[] = [
+  readKind('mmio.read32', 'read MagicValue (a plain register)', REG.MagicValue),
+  writeKind('mmio.write32', 'write QueueSel (a plain register)', REG.QueueSel, 0),
+  selReadKind(
+    'mmio.selread32.devicefeatures',
+    'write DeviceFeaturesSel (0/1 alternating), read DeviceFeatures: 2 accesses',
+    REG.DeviceFeaturesSel,
+    REG.DeviceFeatures,
+    (i) => i & 1,
+  ),
+  selReadKind('mmio.selread32.queuenummax', 'write QueueSel, read QueueNumMax: 2 accesses', REG.QueueSel, REG.QueueNumMax, () => 0),
+  writeKind(
+    'mmio.write32.status',
+    'write Status = ACKNOWLEDGE|DRIVER (the status path, no state change after the first)',
+    REG.Status,
+    VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER,
+  ),
+  writeKind('mmio.write32.reset', 'write Status = 0: a full device reset inside the write', REG.Status, 0),
   {
     name: 'mmio.sequence',
     description: `the driver register sequence (probe, handshake, features, queue setup, DRIVER_OK, reset): ${SEQUENCE_ACCESSES} accesses`,
