@@ -28,8 +28,14 @@ export interface MachineOptions {
   devices?: (MachineDevice | string)[];
   /** virtio-mmio windows; slot i drives irq line i (default 32). */
   slots?: number;
-  /** Guest RAM bytes at PLATFORM.RAM_BASE (default 64 MiB). */
+  /** Guest RAM bytes at PLATFORM.RAM_BASE (default 64 MiB; the length of `ram` when given). */
   ramSize?: number;
+  /**
+   * Guest RAM supplied by the caller, e.g. the buffer of a shared
+   * WebAssembly.Memory whose module is the kernel: guest-physical address =
+   * PLATFORM.RAM_BASE + offset in this buffer.
+   */
+  ram?: SharedArrayBuffer;
   bus?: BusKind;
   /** Deadline for one trapped access on the worker bus, ms (default 2000). */
   trapTimeoutMs?: number;
@@ -86,7 +92,10 @@ export function placeDevices(devices: (MachineDevice | string)[], slots: number)
 export function buildBoardConfig(opts: MachineOptions = {}): BoardConfig {
   const slots = opts.slots ?? PLATFORM.MMIO_SLOTS_DEFAULT;
   if (!Number.isInteger(slots) || slots < 1) throw new RangeError(`slots must be a positive integer, got ${slots}`);
-  const ramSize = opts.ramSize ?? PLATFORM.RAM_SIZE_DEFAULT;
+  if (opts.ram && opts.ramSize !== undefined && opts.ramSize !== opts.ram.byteLength) {
+    throw new RangeError(`ramSize ${opts.ramSize} differs from the supplied RAM's ${opts.ram.byteLength} bytes`);
+  }
+  const ramSize = opts.ram?.byteLength ?? opts.ramSize ?? PLATFORM.RAM_SIZE_DEFAULT;
   if (!Number.isInteger(ramSize) || ramSize < 4096 || PLATFORM.RAM_BASE + ramSize > 2 ** 32) {
     throw new RangeError(`ramSize ${ramSize} must be at least 4096 and end below 4 GiB`);
   }
@@ -142,7 +151,7 @@ export class Machine {
   static async create(opts: MachineOptions = {}): Promise<Machine> {
     const config = buildBoardConfig(opts);
     const ramSize = config.ramSize;
-    const ramSab = new SharedArrayBuffer(ramSize);
+    const ramSab = opts.ram ?? new SharedArrayBuffer(ramSize);
     const mem: GuestMemory = {
       base: PLATFORM.RAM_BASE,
       size: ramSize,

@@ -178,3 +178,33 @@ describe('process lifetime', () => {
     expect(r.code).toBe(0);
   });
 });
+
+describe('guest RAM supplied by the caller', () => {
+  it('uses a shared WebAssembly.Memory as guest RAM: the worker device writes into it', async () => {
+    const { VirtioSystem } = await import('../emulator/system.js');
+    const { virtioRngRead } = await import('../core/drivers/rng.js');
+    const memory = new WebAssembly.Memory({ initial: 256, maximum: 256, shared: true });
+    const ram = memory.buffer as unknown as SharedArrayBuffer;
+    const before = new Uint8Array(ram).slice();
+    const sys = await VirtioSystem.create({ devices: ['rng'], ram });
+    try {
+      expect(sys.machine.mem.size).toBe(256 * 65536);
+      expect(sys.machine.mem.u8.buffer).toBe(ram);
+      const out = virtioRngRead(sys.device(0)!, 64);
+      expect(out).toBeInstanceOf(Uint8Array);
+      expect((out as Uint8Array).length).toBe(64);
+      // The ring and the entropy the device wrote are in the wasm memory itself.
+      const after = new Uint8Array(ram);
+      let changed = 0;
+      for (let i = 0; i < after.length; i++) if (after[i] !== before[i]) changed++;
+      expect(changed).toBeGreaterThan(64);
+    } finally {
+      await sys.close();
+    }
+  });
+
+  it('refuses a ramSize that contradicts the supplied RAM', async () => {
+    const ram = new SharedArrayBuffer(1 << 20);
+    await expect(Machine.create({ ram, ramSize: 2 << 20 })).rejects.toThrow(/differs from the supplied RAM/);
+  });
+});
