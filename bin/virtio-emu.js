@@ -1,2 +1,2 @@
 #!/usr/bin/env node
-import '../dist/emulator/cli.js';
+import '../dist/tools/cli.js';

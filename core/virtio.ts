@@ -19,107 +19,39 @@ import {
   VIRTIO_CONFIG_S_FEATURES_OK,
 } from './uapi/status.js';
 import { devErr, devWarn, kernel, keepOutOfImage, type KernelMessage, type KernelWarning, type LogTarget } from './kernel.js';
-import type { VirtioConfigOps } from './virtio-config.js';
-import type { Virtqueue, VirtqueueInfo } from './virtqueue/types.js';
+import {
+  VIRTIO_DEV_ANY_ID,
+  VIRTIO_NOIRQ_ENTERED,
+  VIRTIO_NOIRQ_NONE,
+  VIRTIO_NOIRQ_RESTORED,
+  VirtioBus,
+  VirtioDevice,
+  virtioBus,
+  type VirtioDeviceId,
+  type VirtioDriver,
+  type Virtqueue,
+  type VirtqueueInfo,
+} from './virtio-types.js';
 
-/** enum virtio_noirq_state */
-export const VIRTIO_NOIRQ_NONE = 0;
-export const VIRTIO_NOIRQ_ENTERED = 1;
-export const VIRTIO_NOIRQ_RESTORED = 2;
-export type VirtioNoirqState = typeof VIRTIO_NOIRQ_NONE | typeof VIRTIO_NOIRQ_ENTERED | typeof VIRTIO_NOIRQ_RESTORED;
-
-export const VIRTIO_DEV_ANY_ID = 0xffffffff;
-
-/** struct virtio_device_id */
-export interface VirtioDeviceId {
-  device: number;
-  vendor: number;
-}
-
-/** struct virtio_driver. Callbacks return 0 or -errno, as in C. */
-export interface VirtioDriver {
-  name: string;
-  idTable: VirtioDeviceId[];
-  featureTable: number[];
-  featureTableLegacy?: number[];
-  validate?(dev: VirtioDevice): number;
-  probe(dev: VirtioDevice): number;
-  scan?(dev: VirtioDevice): void;
-  remove(dev: VirtioDevice): void;
-  configChanged?(dev: VirtioDevice): void;
-  freeze?(dev: VirtioDevice): number;
-  restore?(dev: VirtioDevice): number;
-  freezeNoirq?(dev: VirtioDevice): number;
-  restoreNoirq?(dev: VirtioDevice): number;
-  resetPrepare?(dev: VirtioDevice): number;
-  resetDone?(dev: VirtioDevice): number;
-  shutdown?(dev: VirtioDevice): void;
-}
+export {
+  VIRTIO_DEV_ANY_ID,
+  VIRTIO_NOIRQ_ENTERED,
+  VIRTIO_NOIRQ_NONE,
+  VIRTIO_NOIRQ_RESTORED,
+  VirtioBus,
+  VirtioDevice,
+  virtioBus,
+  type VirtioConfigOps,
+  type VirtioDeviceId,
+  type VirtioDriver,
+  type VirtioNoirqState,
+} from './virtio-types.js';
 
 /** A kernel BUG(): the model stops the calling path, as the kernel would oops. */
 export class KernelBug extends Error {
   constructor(where: string, what: string) {
     super(`kernel BUG in ${where}: ${what}`);
     this.name = 'KernelBug';
-  }
-}
-
-/**
- * The virtio bus: its drivers and devices, and the driver core's binding
- * (device_add/driver_register → match → really_probe). One per modelled
- * kernel; tests make their own to bind the drivers they need.
- */
-export class VirtioBus {
-  readonly name = 'virtio';
-  readonly drivers: VirtioDriver[] = [];
-  readonly devices: VirtioDevice[] = [];
-  private readonly ida = new Set<number>();
-
-  /** ida_alloc: lowest free index. */
-  idaAlloc(): number {
-    let i = 0;
-    while (this.ida.has(i)) i++;
-    this.ida.add(i);
-    return i;
-  }
-
-  idaFree(i: number): void {
-    this.ida.delete(i);
-  }
-}
-
-/** The default bus, as the kernel has one. */
-export const virtioBus = new VirtioBus();
-
-/** struct virtio_device */
-export class VirtioDevice implements LogTarget {
-  index = -1;
-  name = 'virtio?';
-  failed = false;
-  configCoreEnabled = false;
-  configDriverDisabled = false;
-  configChangePending = false;
-  noirqState: VirtioNoirqState = VIRTIO_NOIRQ_NONE;
-  readonly id: VirtioDeviceId;
-  readonly config: VirtioConfigOps;
-  readonly vqs: Virtqueue[] = [];
-  /** Negotiated features (dev->features). */
-  features = 0n;
-  /** dev->dev.driver, set by the driver core while bound. */
-  driver: VirtioDriver | null = null;
-  /** dev->priv: the bound driver's private data. */
-  priv: unknown = null;
-  readonly bus: VirtioBus;
-  /** Last probe result (0 when bound). */
-  probeResult = 0;
-  /** This device's share of the kernel log; kept out of hibernation images. */
-  readonly warnings: KernelWarning[] = keepOutOfImage([]);
-  readonly messages: KernelMessage[] = keepOutOfImage([]);
-
-  constructor(config: VirtioConfigOps, id: VirtioDeviceId, bus: VirtioBus = virtioBus) {
-    this.config = config;
-    this.id = id;
-    this.bus = bus;
   }
 }
 

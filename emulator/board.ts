@@ -10,14 +10,14 @@ import type { AccessWidth } from '../core/bus.js';
 import { MMIO_WINDOW_SIZE } from '../core/uapi/mmio.js';
 import { createChannelSubsystem } from './ccw/css.js';
 import type { DeviceHost, DeviceModel } from './devices/device.js';
-import { createDeviceModel } from './devices/registry.js';
+import { createDeviceModel } from './devices/catalog.js';
 import { EmptySlot } from './mmio/empty-slot.js';
 import { MmioTransport } from './mmio/register-file.js';
 import type { MmioWindow } from './mmio/window.js';
-import type { Board, BoardConfig, ControlRequest, ControlResponse, DeviceSpec, IrqLines, TransportKind } from './platform.js';
+import type { Board, BoardConfig, ControlRequest, ControlResponse, DeviceSpec, IrqLines, TransportKind } from './board-contract.js';
 import type { DeviceCore } from './virtio/device-core.js';
 import { Scheduler, type Clock } from './virtio/scheduler.js';
-import type { DeviceCounters } from './virtio/transport.js';
+import type { DeviceCounters } from './virtio/signals.js';
 import { GuestRam, type AddressRange } from './vring/guest-ram.js';
 
 /** Largest config space a virtio-mmio window can show (0x100..0x1ff). */

@@ -5,7 +5,7 @@
 import { Worker } from 'node:worker_threads';
 import { BusError, PLATFORM, type Bus, type GuestMemory } from '../core/bus.js';
 import { MMIO_WINDOW_SIZE } from '../core/uapi/mmio.js';
-import type { Board, BoardConfig, ControlRequest, ControlResponse, DeviceOptionValue, DeviceSpec, TransportKind } from './platform.js';
+import type { Board, BoardConfig, ControlRequest, ControlResponse, DeviceOptionValue, DeviceSpec, TransportKind } from './board-contract.js';
 import { IrqController, IrqDeviceLines, createIrqState } from './irq/controller.js';
 import { MB, MailboxBus, createMailbox, type MailboxBuffers } from './bus/mailbox.js';
 import { InThreadBus } from './bus/inthread.js';

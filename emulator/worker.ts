@@ -4,7 +4,7 @@
 // exception escaping the board kills the worker, and the driver's pending
 // and later accesses fail with EMU_WORKER_DEAD carrying the error text.
 import { workerData } from 'node:worker_threads';
-import type { Board, BoardConfig, ControlRequest, ControlResponse, IrqLines } from './platform.js';
+import type { Board, BoardConfig, ControlRequest, ControlResponse, IrqLines } from './board-contract.js';
 import { IrqDeviceLines } from './irq/controller.js';
 import { MailboxServer, announceDeath, type MailboxBuffers } from './bus/mailbox.js';
 import { asRecord } from './bus/inthread.js';

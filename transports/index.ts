@@ -4,8 +4,8 @@
 import type { Bus } from '../core/bus.js';
 import type { DevPmOps } from '../core/pm/pm.js';
 import type { VirtioBus, VirtioDevice } from '../core/virtio.js';
-import { ccwScanner } from './ccw.js';
-import { virtioMmioPmOps, virtioMmioScan } from './mmio.js';
+import { ccwScanner } from './ccw/index.js';
+import { virtioMmioPmOps, virtioMmioScan } from './mmio/index.js';
 
 export interface FoundDevice {
   slot: number;

@@ -46,7 +46,7 @@ import {
   virtioHasFeature,
   virtioResetDevice,
 } from '../virtio.js';
-import type { Sg, Virtqueue } from '../virtqueue/types.js';
+import type { Sg, Virtqueue } from '../virtio-types.js';
 
 export const virtblkOptions = {
   /** Bound on one wait for the device (blk-mq's request timeout is 30 s; a model must not hang a test). */

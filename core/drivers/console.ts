@@ -24,7 +24,7 @@ import {
   virtioHasFeature,
   virtioResetDevice,
 } from '../virtio.js';
-import type { Virtqueue } from '../virtqueue/types.js';
+import type { Virtqueue } from '../virtio-types.js';
 
 export const virtconsOptions = {
   /** Bound on one transmit spin or input wait (Linux spins forever). */

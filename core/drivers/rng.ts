@@ -14,7 +14,7 @@ import {
   type VirtioDevice,
   type VirtioDriver,
 } from '../virtio.js';
-import type { Virtqueue } from '../virtqueue/types.js';
+import type { Virtqueue } from '../virtio-types.js';
 
 /** SMP_CACHE_BYTES on x86-64/arm64: the size of vi->data, one request. */
 export const VIRTRNG_DATA_SIZE = 64;

@@ -36,7 +36,7 @@ import {
   virtioFindVqs,
   virtioResetDevice,
 } from '../virtio.js';
-import type { Virtqueue } from '../virtqueue/types.js';
+import type { Virtqueue } from '../virtio-types.js';
 
 export const viortcOptions = { timeoutMs: 2000 };
 

@@ -32,7 +32,7 @@ import {
 } from '../uapi/ring.js';
 import { KernelBug, __virtioClearBit, virtioHasFeature, type VirtioDevice } from '../virtio.js';
 import { RingMem } from './ring-mem.js';
-import type { Sg, UsedBuf, Virtqueue, VqCallback } from './types.js';
+import type { Sg, UsedBuf, Virtqueue, VqCallback } from '../virtio-types.js';
 
 /** The transport's notify hook (vm_notify); false marks the vq broken. */
 export type VqNotify = (vq: Virtqueue) => boolean;

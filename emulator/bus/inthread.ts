@@ -3,7 +3,7 @@
 // runs right after each access, so a test sees its effects at once. Used by
 // unit tests and as the benchmark baseline without a thread crossing.
 import { BusError, type AccessWidth, type Bus, type GuestMemory } from '../../core/bus.js';
-import type { Board, ControlRequest, ControlResponse } from '../platform.js';
+import type { Board, ControlRequest, ControlResponse } from '../board-contract.js';
 import type { IrqController } from '../irq/controller.js';
 import { badAccess, maskToWidth } from './mailbox.js';
 

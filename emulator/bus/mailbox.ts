@@ -8,7 +8,7 @@
 // for control-plane requests, through the separate control area.
 import { Packr } from 'msgpackr';
 import { BusError, type AccessWidth, type Bus, type GuestMemory, type IrqChip } from '../../core/bus.js';
-import type { Board, ControlRequest, ControlResponse } from '../platform.js';
+import type { Board, ControlRequest, ControlResponse } from '../board-contract.js';
 
 /** Word indices in the mailbox Int32Array. */
 export const MB = {

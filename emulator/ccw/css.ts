@@ -5,9 +5,9 @@
 // cc 3), so a driver can scan every slot, as Linux's css scan does.
 import { PLATFORM, type AccessWidth } from '../../core/bus.js';
 import type { RegionDevice, TransportEnv, TransportRegion } from '../board.js';
-import type { DeviceOptionValue } from '../platform.js';
+import type { DeviceOptionValue } from '../board-contract.js';
 import type { DeviceCore } from '../virtio/device-core.js';
-import type { DeviceCounters } from '../virtio/transport.js';
+import type { DeviceCounters } from '../virtio/signals.js';
 import { Subchannel } from './subchannel.js';
 import { CCW_NO_REVISIONS, VirtioCcwProxy } from './virtio-proxy.js';
 import { VIRTIO_CCW_REV_MAX } from '../../core/uapi/ccw.js';

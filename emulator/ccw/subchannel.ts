@@ -14,7 +14,7 @@ import {
   IRB,
   VIRTIO_CCW_CU_TYPE,
 } from '../../core/uapi/ccw.js';
-import type { IrqLines } from '../platform.js';
+import type { IrqLines } from '../board-contract.js';
 import type { Scheduler } from '../virtio/scheduler.js';
 import { addr64, type GuestRam } from '../vring/guest-ram.js';
 import { alertStatus, runChannelProgram, unitCheck, type CcwCommandHandler, type EndingStatus } from './channel-program.js';

@@ -52,7 +52,7 @@ import {
 import type { DeviceModel } from '../devices/device.js';
 import { ALL_FEATURES, DeviceCore, LEGACY_FEATURES } from '../virtio/device-core.js';
 import type { Scheduler } from '../virtio/scheduler.js';
-import type { TransportSignals } from '../virtio/transport.js';
+import type { TransportSignals } from '../virtio/signals.js';
 import type { GuestRam } from '../vring/guest-ram.js';
 import { fail, quietReject, readAddr64, type Ccw, type CcwCommandHandler, type CcwOutcome } from './channel-program.js';
 import { Indicator } from './indicators.js';

@@ -4,7 +4,7 @@
 // interrupt lines or the transport that exposes it (virtio-mmio, legacy
 // virtio-mmio, later virtio-ccw). The device core (emulator/virtio/) owns
 // status, feature negotiation, the rings and every bounds check.
-import type { DeviceOptionValue } from '../platform.js';
+import type { DeviceOptionValue } from '../board-contract.js';
 
 export type ConfigWidth = 1 | 2 | 4;
 

@@ -42,7 +42,7 @@ import {
   VIRTIO_RTC_S_OK,
   VIRTIO_RTC_SMEAR_UNSPECIFIED,
 } from '../../core/uapi/rtc.js';
-import type { DeviceOptionValue } from '../platform.js';
+import type { DeviceOptionValue } from '../board-contract.js';
 import type { Chain, ConfigWidth, DeviceContext, DeviceModel, DeviceOptions } from './device.js';
 
 export const RTC_DEFAULT_QUEUE_SIZE = 64;

@@ -4,7 +4,7 @@
 // lowering clears only the level, so an interrupt that fired while the line
 // was masked is still delivered on unmask.
 import type { IrqChip, IrqHandler } from '../../core/bus.js';
-import type { IrqLines } from '../platform.js';
+import type { IrqLines } from '../board-contract.js';
 import { waitAsync } from '../bus/atomics.js';
 import { SPIN_CHECK_MASK, SPIN_MS as IRQ_SPIN_MS } from '../bus/mailbox.js';
 

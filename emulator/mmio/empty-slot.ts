@@ -4,7 +4,7 @@
 // driver must touch nothing else after DeviceID 0 (MMIO-I1).
 import type { AccessWidth } from '../../core/bus.js';
 import { MAGIC_VALUE, REG, regName } from '../../core/uapi/mmio.js';
-import { newCounters } from '../virtio/transport.js';
+import { newCounters } from '../virtio/signals.js';
 import { VENDOR_ID } from './registers.js';
 import type { MmioWindow } from './window.js';
 

@@ -42,13 +42,13 @@ import {
   lo32,
 } from '../../core/uapi/features.js';
 import type { Chain, ConfigWidth, DeviceContext, DeviceModel } from '../devices/device.js';
-import type { DeviceOptionValue } from '../platform.js';
+import type { DeviceOptionValue } from '../board-contract.js';
 import { DescriptorChain } from '../vring/chain.js';
 import type { GuestRam } from '../vring/guest-ram.js';
 import { RingError } from '../vring/ring-error.js';
 import { SplitQueue } from '../vring/split-queue.js';
 import type { Scheduler } from './scheduler.js';
-import { newCounters, type DeviceCounters, type TransportSignals } from './transport.js';
+import { newCounters, type DeviceCounters, type TransportSignals } from './signals.js';
 
 /** Chains a queue handler may pop per invocation before yielding (vhost's "weight", BI-29). */
 export const DEFAULT_QUEUE_WEIGHT = 256;

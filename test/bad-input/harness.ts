@@ -9,8 +9,8 @@ import type { GuestMemory } from '../../core/bus.js';
 import { MAGIC_VALUE, REG, VIRTIO_MMIO_INT_CONFIG } from '../../core/uapi/mmio.js';
 import { VIRTIO_CONFIG_S_NEEDS_RESET } from '../../core/uapi/status.js';
 import { Machine } from '../../emulator/machine.js';
-import type { Board, ControlRequest, ControlResponse, DeviceSpec } from '../../emulator/platform.js';
-import { QueueBuilder, W, R, WRITE, type Buf, type BuiltChain, type UsedElem } from '../helpers/queue-builder.js';
+import type { Board, ControlRequest, ControlResponse, DeviceSpec } from '../../emulator/board-contract.js';
+import { QueueBuilder, W, R, WRITE, type Buf, type BuiltChain, type UsedElem } from '../../tools/testkit/queue-builder.js';
 import {
   Alloc,
   FakeClock,

@@ -5,7 +5,7 @@
 // boards only (the device worker knows the built-in models alone).
 import { VIRTIO_F_RING_RESET, VIRTIO_F_VERSION_1, VIRTIO_RING_F_EVENT_IDX, VIRTIO_RING_F_INDIRECT_DESC, bit, hasBit } from '../../core/uapi/features.js';
 import type { Chain, ConfigWidth, DeviceContext, DeviceModel } from '../../emulator/devices/device.js';
-import { registerDeviceType } from '../../emulator/devices/registry.js';
+import { registerDeviceType } from '../../emulator/devices/catalog.js';
 
 export const PROBE_TYPE = 'bi-probe';
 export const PROBE_DEVICE_ID = 0x71;

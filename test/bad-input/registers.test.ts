@@ -9,7 +9,7 @@ import { BusError, PLATFORM, type AccessWidth } from '../../core/bus.js';
 import { MAGIC_VALUE, MMIO_WINDOW_SIZE, REG, VIRTIO_MMIO_INT_CONFIG as INT_CONFIG, VIRTIO_MMIO_INT_VRING as INT_VRING } from '../../core/uapi/mmio.js';
 import { VIRTIO_RING_F_EVENT_IDX, bit } from '../../core/uapi/features.js';
 import { VIRTIO_CONFIG_S_DRIVER_OK as DRIVER_OK } from '../../core/uapi/status.js';
-import { W } from '../helpers/queue-builder.js';
+import { W } from '../../tools/testkit/queue-builder.js';
 import { bringUp, expectRecovered, onBoard, onBoth, request, type Rig } from './harness.js';
 import { PROBE_DEVICE_ID, PROBE_TYPE } from './probe-device.js';
 

@@ -3,7 +3,7 @@
 // snapshot/restore yet, so the restore half is pending; what exists today is
 // the control plane, whose requests must be checked the same way.
 import { describe, expect, it } from 'vitest';
-import type { ControlRequest } from '../../emulator/platform.js';
+import type { ControlRequest } from '../../emulator/board-contract.js';
 import { expectRecovered, onBoth } from './harness.js';
 
 describe('BI-30 restore-time state validation', () => {

@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { REG } from '../../core/uapi/mmio.js';
 import { VIRTIO_CONFIG_S_DRIVER_OK as DRIVER_OK, VIRTIO_CONFIG_S_NEEDS_RESET as NEEDS_RESET } from '../../core/uapi/status.js';
 import { DEFAULT_QUEUE_WEIGHT } from '../../emulator/virtio/device-core.js';
-import { W, WRITE, type QueueBuilder } from '../helpers/queue-builder.js';
+import { W, WRITE, type QueueBuilder } from '../../tools/testkit/queue-builder.js';
 import { DUT, OTHER, bringUp, expectRecovered, onBoard, pendingWorkItems, request, workerRig, type Rig } from './harness.js';
 import { ECHO_Q, HOLD_Q, PROBE_TYPE } from './probe-device.js';
 

@@ -4,7 +4,7 @@
 // InterruptStatus and raises the slot's line, as a real device would.
 import { MAGIC_VALUE, MMIO_WINDOW_SIZE, REG, VIRTIO_MMIO_INT_CONFIG, VIRTIO_MMIO_INT_VRING } from '../../core/uapi/mmio.js';
 import type { AccessWidth } from '../../core/bus.js';
-import type { Board, BoardConfig, ControlRequest, ControlResponse, IrqLines } from '../../emulator/platform.js';
+import type { Board, BoardConfig, ControlRequest, ControlResponse, IrqLines } from '../../emulator/board-contract.js';
 
 export const FAKE_DEVICE_ID = 0x7e;
 export const FAKE_VENDOR_ID = 0x454b4146; // "FAKE"

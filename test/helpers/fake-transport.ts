@@ -1,9 +1,9 @@
 // A config-ops transport kept in memory, recording every op: for unit tests
 // of the core's order of checks, without any bus. Real-register tests use
 // transports/mmio.ts over the machine.
-import type { VirtioConfigOps } from '../../core/virtio-config.js';
+import type { VirtioConfigOps } from '../../core/virtio-types.js';
 import { VirtioBus, VirtioDevice } from '../../core/virtio.js';
-import type { Virtqueue, VirtqueueInfo } from '../../core/virtqueue/types.js';
+import type { Virtqueue, VirtqueueInfo } from '../../core/virtio-types.js';
 import { VIRTIO_CONFIG_S_FEATURES_OK } from '../../core/uapi/status.js';
 
 export interface FakeTransportState {

@@ -5,7 +5,7 @@
 // driver side meets the real EMU_WORKER_DEAD path.
 import type { AccessWidth } from '../../core/bus.js';
 import { createBoard as createRealBoard } from '../../emulator/board.js';
-import type { Board, BoardConfig, ControlRequest, ControlResponse, IrqLines } from '../../emulator/platform.js';
+import type { Board, BoardConfig, ControlRequest, ControlResponse, IrqLines } from '../../emulator/board-contract.js';
 
 export const FAULT_BOARD_MODULE = new URL('./fault-board.js', import.meta.url);
 

@@ -14,7 +14,7 @@ import {
 import { alignUp, availRingSize, descTableSize, usedRingSize } from '../../core/uapi/ring.js';
 import { fromWords, hi32, lo32 } from '../../core/uapi/features.js';
 import { createBoard, type BoardOptions } from '../../emulator/board.js';
-import type { Board, DeviceSpec, IrqLines } from '../../emulator/platform.js';
+import type { Board, DeviceSpec, IrqLines } from '../../emulator/board-contract.js';
 
 export const RAM_BASE = PLATFORM.RAM_BASE;
 export const MMIO_BASE = PLATFORM.MMIO_BASE;

@@ -2,7 +2,7 @@
 // queues with counting callbacks, and count config changes; hooks let a test
 // change features in validate() or fail probe.
 import { VIRTIO_DEV_ANY_ID, virtioDeviceReadyNoirq, virtioFindVqs, virtioResetDevice, type VirtioDevice, type VirtioDriver } from '../../core/virtio.js';
-import type { Virtqueue } from '../../core/virtqueue/types.js';
+import type { Virtqueue } from '../../core/virtio-types.js';
 
 export interface TestDriverState {
   vqs: (Virtqueue | null)[];

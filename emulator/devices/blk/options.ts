@@ -1,0 +1,84 @@
+// DeviceSpec.options of a virtio-blk device, checked once at creation: a bad
+// option is a configuration error (createBoard throws), never a guest error.
+import { SECTOR_SIZE, VIRTIO_BLK_ID_BYTES } from '../../../core/uapi/blk.js';
+import type { DeviceOptions } from '../device.js';
+
+export const BLK_DEFAULT_SIZE = 64 * 1024 * 1024;
+export const BLK_DEFAULT_QUEUE_SIZE = 256;
+/** Data bytes one request may move; larger requests fail with IOERR (BI-09). */
+export const BLK_DEFAULT_MAX_REQUEST = 1024 * 1024;
+export const BLK_DEFAULT_SERIAL = 'virtio-mmio-emu';
+
+export interface BlkOptions {
+  /** Bytes, a multiple of 512; undefined: a file's own size, else BLK_DEFAULT_SIZE. */
+  size: number | undefined;
+  file: string | undefined;
+  readOnly: boolean;
+  /** GET_ID string, ASCII, at most 20 bytes. */
+  serial: string;
+  queueSize: number;
+  maxRequestBytes: number;
+}
+
+const SUFFIX: Record<string, number> = { '': 1, K: 2 ** 10, M: 2 ** 20, G: 2 ** 30, T: 2 ** 40 };
+
+/** "4096", "64M", "1G", "512KiB" (binary multiples) or a number of bytes. */
+export function parseByteSize(name: string, v: string | number): number {
+  let bytes: number;
+  if (typeof v === 'number') bytes = v;
+  else {
+    const m = /^\s*(\d+)\s*([KMGT]?)(?:i?B)?\s*$/i.exec(v);
+    if (!m) throw new Error(`blk: option ${name} '${v}' is not a size (bytes, or a number with K/M/G/T)`);
+    bytes = Number(m[1]) * SUFFIX[m[2]!.toUpperCase()]!;
+  }
+  if (!Number.isSafeInteger(bytes) || bytes <= 0) throw new Error(`blk: option ${name} must be a positive size, got ${String(v)}`);
+  return bytes;
+}
+
+function str(options: DeviceOptions, name: string): string | undefined {
+  const v = options[name];
+  if (v === undefined) return undefined;
+  if (typeof v !== 'string' || v === '') throw new Error(`blk: option ${name} must be a non-empty string`);
+  return v;
+}
+
+function positiveInt(options: DeviceOptions, name: string, fallback: number): number {
+  const v = options[name];
+  if (v === undefined) return fallback;
+  if (typeof v !== 'number' || !Number.isInteger(v) || v <= 0) throw new Error(`blk: option ${name} must be a positive integer`);
+  return v;
+}
+
+function bool(options: DeviceOptions, name: string): boolean {
+  const v = options[name];
+  if (v === undefined) return false;
+  if (typeof v === 'boolean') return v;
+  if (v === 'true' || v === 1 || v === 'on') return true;
+  if (v === 'false' || v === 0 || v === 'off') return false;
+  throw new Error(`blk: option ${name} must be a boolean`);
+}
+
+export function parseBlkOptions(options: DeviceOptions): BlkOptions {
+  const known = new Set(['size', 'file', 'ro', 'serial', 'queueSize', 'maxRequestBytes']);
+  for (const k of Object.keys(options)) if (!known.has(k)) throw new Error(`blk: unknown option '${k}' (known: ${[...known].join(', ')})`);
+
+  const rawSize = options['size'];
+  if (typeof rawSize === 'boolean') throw new Error('blk: option size must be a size');
+  const size = rawSize === undefined ? undefined : parseByteSize('size', rawSize);
+  if (size !== undefined && size % SECTOR_SIZE !== 0) throw new Error(`blk: size ${size} is not a multiple of ${SECTOR_SIZE}`);
+
+  const serial = str(options, 'serial') ?? BLK_DEFAULT_SERIAL;
+  if (!/^[\x20-\x7e]*$/.test(serial) || serial.length > VIRTIO_BLK_ID_BYTES) {
+    throw new Error(`blk: serial must be printable ASCII of at most ${VIRTIO_BLK_ID_BYTES} bytes`);
+  }
+  const maxRequestBytes = positiveInt(options, 'maxRequestBytes', BLK_DEFAULT_MAX_REQUEST);
+  if (maxRequestBytes % SECTOR_SIZE !== 0) throw new Error(`blk: maxRequestBytes must be a multiple of ${SECTOR_SIZE}`);
+  return {
+    size,
+    file: str(options, 'file'),
+    readOnly: bool(options, 'ro'),
+    serial,
+    queueSize: positiveInt(options, 'queueSize', BLK_DEFAULT_QUEUE_SIZE),
+    maxRequestBytes,
+  };
+}

@@ -1,0 +1,242 @@
+// The PM core model (core/pm): list order, abort semantics of each phase as
+// in drivers/base/power/main.c, interrupt masking for noirq phases, and the
+// hibernation flow with its image.
+import { beforeEach, describe, expect, it } from 'vitest';
+import type { IrqChip } from '../../core/bus.js';
+import { kernel } from '../../core/kernel.js';
+import { DpmCore, type PmDevice } from '../../core/pm/dpm.js';
+import { KernelImage } from '../../core/pm/image.js';
+import { PM_CALLBACKS, type DevPmOps, type PmCallbackName } from '../../core/pm/pm.js';
+import { hibernate, pmSuspend } from '../../core/pm/system.js';
+import { EBUSY, EIO } from '../../core/uapi/errno.js';
+
+interface Dev {
+  name: string;
+  log: string[];
+  noirqSeen: boolean[];
+}
+
+function allOps(): DevPmOps<Dev> {
+  const ops: DevPmOps<Dev> = {};
+  for (const cb of PM_CALLBACKS)
+    ops[cb] = (d) => {
+      d.log.push(cb);
+      d.noirqSeen.push(kernel.inNoirq);
+      return 0;
+    };
+  return ops;
+}
+
+/** An IrqChip stand-in that records masks (only what the PM core uses). */
+function maskRecorder() {
+  const masked = new Set<number>();
+  let delivered = 0;
+  const chip = {
+    mask: (l: number) => void masked.add(l),
+    unmask: (l: number) => void masked.delete(l),
+    deliverPending: () => ++delivered,
+  } as Partial<IrqChip> as IrqChip;
+  return { chip, masked, delivered: () => delivered };
+}
+
+function setup(n = 3, irq?: IrqChip) {
+  const dpm = new DpmCore<Dev>(irq ? { irq } : {});
+  const devs: PmDevice<Dev>[] = [];
+  for (let i = 0; i < n; i++) {
+    const d: Dev = { name: `d${i}`, log: [], noirqSeen: [] };
+    const pd: PmDevice<Dev> = { name: d.name, dev: d, ops: allOps(), irqLine: i, slot: i };
+    dpm.devicePmAdd(pd);
+    devs.push(pd);
+  }
+  return { dpm, devs };
+}
+
+function seq(dpm: DpmCore<Dev>, phase: PmCallbackName): string[] {
+  return dpm.record.filter((r) => r.phase === phase).map((r) => r.device);
+}
+
+beforeEach(() => kernel.clear());
+
+describe('suspend-to-RAM', () => {
+  it('runs every phase, suspend in reverse list order and resume in list order', () => {
+    const { dpm, devs } = setup();
+    const t = pmSuspend(dpm);
+    expect(t.result).toBe(0);
+    expect(devs[0]!.dev.log).toEqual(['prepare', 'suspend', 'suspend_late', 'suspend_noirq', 'resume_noirq', 'resume_early', 'resume', 'complete']);
+    expect(seq(dpm, 'suspend')).toEqual(['d2', 'd1', 'd0']);
+    expect(seq(dpm, 'suspend_noirq')).toEqual(['d2', 'd1', 'd0']);
+    expect(seq(dpm, 'resume_noirq')).toEqual(['d0', 'd1', 'd2']);
+    expect(seq(dpm, 'resume')).toEqual(['d0', 'd1', 'd2']);
+    expect(seq(dpm, 'complete')).toEqual(['d2', 'd1', 'd0']);
+    // every resume_noirq ran before any resume_early
+    const phases = t.records.map((r) => r.phase);
+    expect(phases.lastIndexOf('resume_noirq')).toBeLessThan(phases.indexOf('resume_early'));
+    // a second cycle works from the restored list
+    expect(pmSuspend(dpm).result).toBe(0);
+    expect(seq(dpm, 'suspend')).toEqual(['d2', 'd1', 'd0', 'd2', 'd1', 'd0']);
+  });
+
+  it('masks device lines exactly for the noirq phases and redelivers on unmask', () => {
+    const m = maskRecorder();
+    const { dpm, devs } = setup(2, m.chip);
+    let maskedInSleep: number[] = [];
+    pmSuspend(dpm, { enterSleep: () => (maskedInSleep = [...m.masked]) });
+    expect(maskedInSleep.sort()).toEqual([0, 1]);
+    expect(m.masked.size).toBe(0);
+    expect(m.delivered()).toBe(1);
+    const d = devs[0]!.dev;
+    const inNoirq = Object.fromEntries(d.log.map((p, i) => [p, d.noirqSeen[i]]));
+    expect(inNoirq).toMatchObject({ suspend: false, suspend_late: false, suspend_noirq: true, resume_noirq: true, resume_early: false });
+    expect(kernel.inNoirq).toBe(false);
+  });
+
+  it('a failure in suspend_noirq resumes (noirq) exactly the devices that completed it; the failing one gets only earlier resumes', () => {
+    const { dpm, devs } = setup();
+    dpm.inject({ phase: 'suspend_noirq', device: 'd1', errno: EIO });
+    let slept = false;
+    const t = pmSuspend(dpm, { enterSleep: () => (slept = true) });
+    expect(t.result).toBe(-EIO);
+    expect(t.failedStep).toBe('suspend_noirq');
+    expect(slept).toBe(false);
+    expect(seq(dpm, 'suspend_noirq')).toEqual(['d2', 'd1']);
+    expect(seq(dpm, 'resume_noirq')).toEqual(['d2']);
+    expect(devs[0]!.dev.log).toEqual(['prepare', 'suspend', 'suspend_late', 'resume_early', 'resume', 'complete']);
+    expect(devs[1]!.dev.log).toEqual(['prepare', 'suspend', 'suspend_late', 'resume_early', 'resume', 'complete']);
+    expect(t.records.find((r) => r.injected)).toMatchObject({ phase: 'suspend_noirq', device: 'd1', result: -EIO });
+    expect(kernel.inNoirq).toBe(false);
+  });
+
+  it('a failure in suspend: completed devices resume, the failing device only completes', () => {
+    const { dpm, devs } = setup();
+    dpm.inject({ phase: 'suspend', device: 1, errno: EBUSY });
+    const t = pmSuspend(dpm);
+    expect(t.result).toBe(-EBUSY);
+    expect(t.failedStep).toBe('suspend');
+    expect(devs[2]!.dev.log).toEqual(['prepare', 'suspend', 'resume', 'complete']);
+    expect(devs[1]!.dev.log).toEqual(['prepare', 'complete']);
+    expect(devs[0]!.dev.log).toEqual(['prepare', 'complete']);
+    expect(pmSuspend(dpm).result).toBe(-EBUSY); // injection stays
+  });
+
+  it('a failure in suspend_late resumes early the devices that completed it', () => {
+    const { dpm, devs } = setup();
+    dpm.inject({ phase: 'suspend_late', device: 'd1', errno: EIO });
+    pmSuspend(dpm);
+    expect(seq(dpm, 'resume_early')).toEqual(['d2']);
+    expect(devs[1]!.dev.log).toEqual(['prepare', 'suspend', 'resume', 'complete']);
+  });
+
+  it('a failure in prepare: prepared devices complete, nothing is suspended', () => {
+    const { dpm } = setup();
+    dpm.inject({ phase: 'prepare', device: 'd1', errno: EIO });
+    pmSuspend(dpm);
+    expect(seq(dpm, 'suspend')).toEqual([]);
+    expect(seq(dpm, 'complete')).toEqual(['d0']);
+    dpm.injections.length = 0;
+    expect(pmSuspend(dpm).result).toBe(0);
+    expect(seq(dpm, 'suspend')).toEqual(['d2', 'd1', 'd0']);
+  });
+
+  it('a callback that throws is recorded as -EIO with its message', () => {
+    const { dpm, devs } = setup(1);
+    devs[0]!.ops.suspend = () => {
+      throw new Error('boom');
+    };
+    const t = pmSuspend(dpm);
+    expect(t.result).toBe(-EIO);
+    expect(t.records.find((r) => r.phase === 'suspend')).toMatchObject({ result: -EIO, error: 'boom' });
+  });
+});
+
+describe('hibernation', () => {
+  it('freeze → image → thaw → poweroff → boot kernel quiesce → restore, with the image restored', () => {
+    const { dpm, devs } = setup(2);
+    const state = { noirq: 'none' };
+    devs[0]!.ops.freeze_noirq = (d) => (d.log.push('freeze_noirq'), (state.noirq = 'entered'), 0);
+    devs[0]!.ops.thaw_noirq = (d) => (d.log.push('thaw_noirq'), (state.noirq = 'restored'), 0);
+    devs[0]!.ops.restore_noirq = (d) => (d.log.push(`restore_noirq(${state.noirq})`), 0);
+    const ram = new Uint8Array(new SharedArrayBuffer(16));
+    ram[0] = 7;
+    const boot = setup(2);
+    const events: string[] = [];
+    const t = hibernate(
+      dpm,
+      {
+        powerOff: () => {
+          events.push('powerOff');
+          ram[0] = 0; // power loss
+        },
+        bootKernel: () => {
+          events.push('boot');
+          ram[1] = 9; // the boot kernel's own use of memory
+          return boot.dpm;
+        },
+      },
+      { imageRoots: [state], ram },
+    );
+    expect(t.result).toBe(0);
+    expect(events).toEqual(['powerOff', 'boot']);
+    expect(devs[0]!.dev.log).toEqual([
+      'prepare', 'freeze', 'freeze_late', 'freeze_noirq',
+      'thaw_noirq', 'thaw_early', 'thaw', 'complete',
+      'prepare', 'poweroff', 'poweroff_late', 'poweroff_noirq',
+      'restore_noirq(entered)', 'restore_early', 'restore', 'complete',
+    ]);
+    expect(boot.devs[0]!.dev.log).toEqual(['prepare', 'freeze', 'freeze_late', 'freeze_noirq']);
+    expect(t.records.filter((r) => r.kernel === 'boot').map((r) => r.phase)).toContain('freeze_noirq');
+    expect(ram[0]).toBe(7);
+    expect(ram[1]).toBe(0);
+    expect(kernel.inNoirq).toBe(false);
+  });
+
+  it('a failure in freeze_noirq aborts image creation with the thaw (recover) callbacks', () => {
+    const { dpm, devs } = setup(2);
+    dpm.inject({ phase: 'freeze_noirq', device: 'd0', errno: EIO });
+    let off = false;
+    const t = hibernate(dpm, { powerOff: () => (off = true) }, { imageRoots: [] });
+    expect(t.result).toBe(-EIO);
+    expect(off).toBe(false);
+    expect(devs[1]!.dev.log).toEqual(['prepare', 'freeze', 'freeze_late', 'freeze_noirq', 'thaw_noirq', 'thaw_early', 'thaw', 'complete']);
+    expect(devs[0]!.dev.log).toEqual(['prepare', 'freeze', 'freeze_late', 'thaw_early', 'thaw', 'complete']);
+  });
+
+  it('a failure in poweroff restores devices and does not power off', () => {
+    const { dpm, devs } = setup(1);
+    dpm.inject({ phase: 'poweroff', device: 'd0', errno: EIO });
+    let off = false;
+    const t = hibernate(dpm, { powerOff: () => (off = true) }, { imageRoots: [] });
+    expect(t).toMatchObject({ result: -EIO, failedStep: 'poweroff' });
+    expect(off).toBe(false);
+    expect(devs[0]!.dev.log.slice(8)).toEqual(['prepare', 'complete']);
+  });
+});
+
+describe('KernelImage', () => {
+  it('restores fields, arrays, maps and sets in place, and leaves out-of-image objects alone', () => {
+    class Box {
+      n = 1;
+      list = [1, 2];
+      map = new Map([['a', 1]]);
+      set = new Set([1]);
+    }
+    const b = new Box();
+    const log: string[] = [];
+    const holder = { b, log };
+    const img = KernelImage.capture([holder]);
+    b.n = 5;
+    b.list.push(3);
+    b.map.set('b', 2);
+    b.set.add(2);
+    const rec = b as unknown as Record<string, unknown>;
+    rec.extra = 9;
+    const newList = [7];
+    b.list = newList;
+    img.restore();
+    expect(b.n).toBe(1);
+    expect(b.list).toEqual([1, 2]);
+    expect(b.list).not.toBe(newList);
+    expect([...b.map.keys()]).toEqual(['a']);
+    expect([...b.set]).toEqual([1]);
+    expect('extra' in b).toBe(false);
+  });
+});

@@ -1,0 +1,183 @@
+// The trap mailbox, driven through a machine whose board (a fake) runs in the
+// device worker.
+import { afterEach, describe, expect, it } from 'vitest';
+import { BusError, PLATFORM, type AccessWidth } from '../../core/bus.js';
+import { MAGIC_VALUE, REG } from '../../core/uapi/mmio.js';
+import { Machine, type MachineOptions } from '../../emulator/machine.js';
+import { FAKE_BOARD_MODULE, FAKE_DEVICE_ID, FAKE_VENDOR_ID } from '../helpers/fake-board.js';
+
+const machines: Machine[] = [];
+async function boot(opts: MachineOptions = {}): Promise<Machine> {
+  const m = await Machine.create({ devices: ['fake'], slots: 4, ramSize: 1 << 20, boardModule: FAKE_BOARD_MODULE, ...opts });
+  machines.push(m);
+  return m;
+}
+afterEach(async () => {
+  await Promise.all(machines.splice(0).map((m) => m.close()));
+});
+
+function busError(fn: () => unknown): BusError {
+  try {
+    fn();
+  } catch (err) {
+    expect(err).toBeInstanceOf(BusError);
+    return err as BusError;
+  }
+  throw new Error('expected a BusError, got none');
+}
+
+describe('mailbox round trips', () => {
+  it('reads identification registers through the worker', async () => {
+    const m = await boot();
+    const base = m.slotAddr(0);
+    expect(m.bus.read(base + REG.MagicValue, 4)).toBe(MAGIC_VALUE);
+    expect(m.bus.read(base + REG.DeviceID, 4)).toBe(FAKE_DEVICE_ID);
+    expect(m.bus.read(base + REG.VendorID, 4)).toBe(FAKE_VENDOR_ID);
+    expect(m.bus.read(m.slotAddr(1) + REG.DeviceID, 4)).toBe(0);
+  });
+
+  it.each([
+    [1, 0xa5],
+    [2, 0xbeef],
+    [4, 0xdeadbeef],
+  ] as [AccessWidth, number][])('writes and reads back config space at width %i', async (width, value) => {
+    const m = await boot();
+    const cfg = m.slotAddr(0) + REG.Config + 8;
+    m.bus.write(cfg, width, value);
+    expect(m.bus.read(cfg, width)).toBe(value);
+    // Little-endian lanes: the low byte is at the lowest address.
+    expect(m.bus.read(cfg, 1)).toBe(value & 0xff);
+  });
+
+  it('truncates a write value to the access width', async () => {
+    const m = await boot();
+    const cfg = m.slotAddr(0) + REG.Config;
+    m.bus.write(cfg, 4, 0);
+    m.bus.write(cfg, 2, 0x12345678);
+    expect(m.bus.read(cfg, 4)).toBe(0x5678);
+  });
+
+  it('keeps request and response paired over many accesses in a row', async () => {
+    const m = await boot();
+    const sel = m.slotAddr(0) + REG.QueueSel;
+    for (let i = 0; i < 20000; i++) {
+      m.bus.write(sel, 4, i * 7);
+      const v = m.bus.read(sel, 4);
+      if (v !== i * 7) expect.fail(`access ${i}: read ${v}, wrote ${i * 7}`);
+    }
+    const stats = m.control({ op: 'stats' });
+    expect(stats.ok).toBe(true);
+    const value = (stats as { value: { reads: number; writes: number; bus: { reads: number; writes: number } } }).value;
+    expect(value.bus.reads).toBe(20000);
+    expect(value.bus.writes).toBe(20000);
+    expect(value.reads).toBe(20000);
+  });
+
+  it('survives an idle worker falling asleep between accesses', async () => {
+    const m = await boot();
+    const sel = m.slotAddr(0) + REG.QueueSel;
+    for (let i = 0; i < 3; i++) {
+      await new Promise((r) => setTimeout(r, 20));
+      m.bus.write(sel, 4, i + 1);
+      expect(m.bus.read(sel, 4)).toBe(i + 1);
+    }
+    const stats = m.control({ op: 'stats' }) as { ok: true; value: { bus: { sleeps: number } } };
+    expect(stats.value.bus.sleeps).toBeGreaterThan(0);
+  });
+
+  it('rejects widths and addresses the bus cannot carry', async () => {
+    const m = await boot();
+    expect(busError(() => m.bus.read(m.slotAddr(0), 8 as AccessWidth)).code).toBe('EMU_BAD_ACCESS');
+    expect(busError(() => m.bus.read(-4, 4)).code).toBe('EMU_BAD_ACCESS');
+    expect(busError(() => m.bus.write(2 ** 32, 4, 0)).code).toBe('EMU_BAD_ACCESS');
+    // The bus still works afterwards.
+    expect(m.bus.read(m.slotAddr(0), 4)).toBe(MAGIC_VALUE);
+  });
+});
+
+describe('control plane', () => {
+  it('answers ping and forwards other requests to the board', async () => {
+    const m = await boot();
+    expect(m.control({ op: 'ping' })).toEqual({ ok: true, value: 'pong' });
+    expect(m.control({ op: 'power', model: 'retain' })).toEqual({ ok: false, error: 'unsupported control power' });
+  });
+});
+
+describe('faults', () => {
+  it('a worker crash fails the pending request and every later access with EMU_WORKER_DEAD', async () => {
+    const m = await boot();
+    const e1 = busError(() => m.control({ op: 'fault', kind: 'crash' }));
+    expect(e1.code).toBe('EMU_WORKER_DEAD');
+    expect(e1.message).toContain('fault injected: crash');
+    for (let i = 0; i < 3; i++) {
+      expect(busError(() => m.bus.read(m.slotAddr(0), 4)).code).toBe('EMU_WORKER_DEAD');
+    }
+    // After the event loop has seen the worker exit, still the same error.
+    await new Promise((r) => setTimeout(r, 20));
+    expect(busError(() => m.bus.write(m.slotAddr(0) + REG.QueueSel, 4, 1)).code).toBe('EMU_WORKER_DEAD');
+  });
+
+  it('an exception thrown by a device model kills the worker with its text', async () => {
+    const m = await boot();
+    expect(m.control({ op: 'fault', kind: 'throw-in-device', slot: 0 })).toEqual({ ok: true });
+    const e = busError(() => m.bus.read(m.slotAddr(0) + REG.Status, 4));
+    expect(e.code).toBe('EMU_WORKER_DEAD');
+    expect(e.message).toContain('fake device in slot 0 blew up');
+  });
+
+  it('device code calling process.exit() is reported as a dead worker', async () => {
+    const m = await boot();
+    const e = busError(() => m.control({ op: 'inject', slot: 0, event: 'exit' }));
+    expect(e.code).toBe('EMU_WORKER_DEAD');
+    expect(e.message).toContain('code 3');
+  });
+
+  it('a terminated worker fails later accesses with EMU_WORKER_DEAD', async () => {
+    const m = await boot();
+    expect(m.bus.read(m.slotAddr(0), 4)).toBe(MAGIC_VALUE);
+    await m.terminateWorker();
+    expect(busError(() => m.bus.read(m.slotAddr(0), 4)).code).toBe('EMU_WORKER_DEAD');
+  });
+
+  it('a worker hanging past the deadline gives EMU_TRAP_TIMEOUT, and the bus recovers after', async () => {
+    const m = await boot({ trapTimeoutMs: 50 });
+    const sel = m.slotAddr(0) + REG.QueueSel;
+    m.bus.write(sel, 4, 5);
+    expect(m.control({ op: 'fault', kind: 'hang', ms: 400 })).toEqual({ ok: true });
+    expect(busError(() => m.bus.read(sel, 4)).code).toBe('EMU_TRAP_TIMEOUT');
+    // Once the worker is back, the late answer is consumed and accesses pair up again.
+    let value = -1;
+    for (let tries = 0; tries < 100 && value < 0; tries++) {
+      try {
+        value = m.bus.read(sel, 4);
+      } catch (err) {
+        expect((err as BusError).code).toBe('EMU_TRAP_TIMEOUT');
+      }
+    }
+    expect(value).toBe(5);
+    m.bus.write(sel, 4, 6);
+    expect(m.bus.read(sel, 4)).toBe(6);
+  });
+});
+
+describe('close', () => {
+  it('is idempotent and later accesses give EMU_CLOSED', async () => {
+    const m = await boot();
+    const p1 = m.close();
+    const p2 = m.close();
+    expect(p2).toBe(p1);
+    await p1;
+    await m.close();
+    expect(m.closed).toBe(true);
+    expect(busError(() => m.bus.read(m.slotAddr(0), 4)).code).toBe('EMU_CLOSED');
+    expect(busError(() => m.bus.write(m.slotAddr(0), 4, 0)).code).toBe('EMU_CLOSED');
+    expect(busError(() => m.control({ op: 'ping' })).code).toBe('EMU_CLOSED');
+  });
+
+  it('places guest RAM at PLATFORM.RAM_BASE', async () => {
+    const m = await boot();
+    expect(m.mem.base).toBe(PLATFORM.RAM_BASE);
+    expect(m.mem.size).toBe(1 << 20);
+    expect(m.mem.u8.buffer).toBeInstanceOf(SharedArrayBuffer);
+  });
+});

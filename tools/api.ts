@@ -1,0 +1,17 @@
+// The package's public entry point (import ... from 'virtio-mmio-emu'): the
+// machine, a machine with a booted kernel, the kernel model's drivers and
+// the pieces a harness needs to drive and inspect system sleep.
+export { Machine, type MachineOptions, type MachineDevice } from '../emulator/machine.js';
+export { VirtioSystem, KernelInstance, type SystemOptions, type SleepOptions, type PowerModel } from './system.js';
+export type { ControlRequest, ControlResponse, DeviceSpec, TransportKind } from '../emulator/board-contract.js';
+export { BusError, PLATFORM, type Bus, type IrqChip, type GuestMemory } from '../core/bus.js';
+export { kernel, type KernelWarning, type KernelMessage } from '../core/kernel.js';
+export * from '../core/virtio.js';
+export { DpmCore, type PmDevice, type PmInjection, type PmCallRecord } from '../core/pm/dpm.js';
+export { pmSuspend, hibernate, type PmTransition } from '../core/pm/system.js';
+export { PM_CALLBACKS, type PmCallbackName } from '../core/pm/pm.js';
+export { drivers, driverByName } from '../core/drivers/index.js';
+export { virtioRngDriver, virtioRngRead } from '../core/drivers/rng.js';
+export { virtioRtcDriver, virtioRtcNoirqDriver, viortcDev, viortcRead, clockRead } from '../core/drivers/rtc.js';
+export { clockConsumerDriver, clockConsumerState } from '../core/drivers/clock-consumer.js';
+export * as uapi from '../core/uapi/index.js';

@@ -1,0 +1,109 @@
+// The reference points of the register trap path: the raw SAB round trip
+// between the same two threads (the floor), and the same read over a
+// postMessage round trip (the design a naive implementation would use).
+import { Worker } from 'node:worker_threads';
+import { MAGIC_VALUE, REG } from '../../../core/uapi/mmio.js';
+import { MB, SPIN_CHECK_MASK, SPIN_MS, createMailbox } from '../../../emulator/bus/mailbox.js';
+import { createIrqState } from '../../../emulator/irq/controller.js';
+import { boardModuleUrl, buildBoardConfig, type BusKind, type MachineOptions } from '../../../emulator/machine.js';
+import type { BenchCase, BenchContext, BenchInstance } from '../case.js';
+
+function machineOpts(ctx: BenchContext, bus: BusKind): MachineOptions {
+  return { devices: ['rng'], ramSize: 1 << 20, bus, ...(ctx.boardModule ? { boardModule: ctx.boardModule } : {}) };
+}
+
+async function pingpong(): Promise<BenchInstance> {
+  const { mailbox } = createMailbox(16);
+  const mb = new Int32Array(mailbox);
+  const w = new Worker(new URL('../pingpong-worker.js', import.meta.url), { workerData: { mailbox } });
+  w.on('error', () => {});
+  while (Atomics.load(mb, MB.READY) === 0) await new Promise((r) => setTimeout(r, 1));
+  let seq = 0;
+  return {
+    run(n) {
+      for (let i = 0; i < n; i++) {
+        seq = (seq + 1) | 0;
+        Atomics.store(mb, MB.REQ, seq);
+        if (Atomics.load(mb, MB.WORKER_SLEEPING) !== 0) Atomics.notify(mb, MB.REQ, 1);
+        // Same shape as MailboxBus: spin, check the clock every so often, then block.
+        let end = 0;
+        for (let k = 1; Atomics.load(mb, MB.RESP) !== seq; k++) {
+          if ((k & SPIN_CHECK_MASK) !== 0) continue;
+          const now = performance.now();
+          if (end === 0) end = now + SPIN_MS;
+          else if (now >= end) {
+            Atomics.store(mb, MB.DRIVER_SLEEPING, 1);
+            Atomics.wait(mb, MB.RESP, (seq - 1) | 0, 20);
+            Atomics.store(mb, MB.DRIVER_SLEEPING, 0);
+          }
+        }
+      }
+    },
+    async teardown() {
+      Atomics.store(mb, MB.CLOSED, 1);
+      Atomics.notify(mb, MB.REQ);
+      await w.terminate();
+    },
+  };
+}
+
+async function postMessageRead(ctx: BenchContext): Promise<BenchInstance> {
+  const opts = machineOpts(ctx, 'worker');
+  const config = buildBoardConfig(opts);
+  const w = new Worker(new URL('../postmessage-worker.js', import.meta.url), {
+    workerData: {
+      config,
+      boardModule: boardModuleUrl(opts),
+      ram: new SharedArrayBuffer(config.ramSize),
+      irq: createIrqState(config.slots),
+    },
+  });
+  let next: ((v: unknown) => void) | null = null;
+  let failure: Error | null = null;
+  w.on('message', (v: unknown) => {
+    const r = next;
+    next = null;
+    r?.(v);
+  });
+  w.on('error', (err) => {
+    failure = err;
+    next?.(undefined);
+  });
+  const reply = (): Promise<unknown> => new Promise((r) => (next = r));
+  await reply();
+  if (failure) throw failure;
+  const addr = config.mmioBase + REG.MagicValue;
+  if ((await (w.postMessage([addr, 4]), reply())) !== MAGIC_VALUE) {
+    await w.terminate();
+    throw failure ?? new Error('slot 0 does not read MagicValue');
+  }
+  return {
+    async run(n) {
+      for (let i = 0; i < n; i++) {
+        const p = reply();
+        w.postMessage([addr, 4]);
+        await p;
+      }
+    },
+    teardown: async () => {
+      await w.terminate();
+    },
+  };
+}
+
+export const floorCases: BenchCase[] = [
+  {
+    name: 'sab.pingpong',
+    description: 'raw SharedArrayBuffer round trip to a worker spinning like the mailbox (the floor)',
+    setup: () => pingpong(),
+  },
+];
+
+export const baselineCases: BenchCase[] = [
+  {
+    name: 'baseline.postmessage.read32',
+    description: 'read MagicValue via a postMessage round trip to a worker',
+    ratioTo: 'mmio.read32.trap',
+    setup: (ctx) => postMessageRead(ctx),
+  },
+];

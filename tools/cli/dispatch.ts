@@ -1,0 +1,71 @@
+// `virtio-emu <command> [options]`: finds the command in the table, parses
+// its options strictly, and turns bad command lines into a one-line error
+// with exit status 2 (stack traces only with --debug).
+import { parseArgs } from 'node:util';
+import { commands } from './commands.js';
+import { UsageError, type CliCommand, type CliValues } from './args.js';
+
+export interface CliIo {
+  out(text: string): void;
+  err(text: string): void;
+}
+
+const stdio: CliIo = {
+  out: (t) => process.stdout.write(t),
+  err: (t) => process.stderr.write(t),
+};
+
+function globalUsage(): string {
+  const width = Math.max(...commands.map((c) => c.name.length));
+  const list = commands.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`).join('\n');
+  return `usage: virtio-emu <command> [options]\n\ncommands:\n${list}\n\n'virtio-emu <command> --help' describes a command; --debug prints stack traces.\n`;
+}
+
+function commandUsage(c: CliCommand): string {
+  return `usage: virtio-emu ${c.name} ${c.usage}\n\n${c.summary}\n\n${c.help}\n--debug           print stack traces on errors\n`;
+}
+
+function isParseArgsError(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && code.startsWith('ERR_PARSE_ARGS');
+}
+
+/** Run the CLI; resolves to the exit status. */
+export async function main(argv: string[], io: CliIo = stdio): Promise<number> {
+  const debug = argv.includes('--debug');
+  const args = argv.filter((a) => a !== '--debug');
+  const name = args[0];
+  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+    (name === undefined ? io.err : io.out)(globalUsage());
+    return name === undefined ? 2 : 0;
+  }
+  const entry = commands.find((c) => c.name === name);
+  if (!entry) {
+    if (name === 'run') {
+      io.err('virtio-emu run: not implemented yet\n');
+      return 2;
+    }
+    io.err(`virtio-emu: unknown command '${name}' (try --help)\n`);
+    return 2;
+  }
+  try {
+    const { command } = await entry.load();
+    const parsed = parseArgs({
+      args: args.slice(1),
+      options: { ...command.options, help: { type: 'boolean', short: 'h' } },
+      strict: true,
+      allowPositionals: command.allowPositionals ?? false,
+    });
+    const values = parsed.values as CliValues;
+    if (values.help === true) {
+      io.out(commandUsage(command));
+      return 0;
+    }
+    return await command.run(values, parsed.positionals);
+  } catch (err) {
+    const msg = err instanceof Error ? err.message : String(err);
+    if (debug && err instanceof Error && err.stack) io.err(`${err.stack}\n`);
+    else io.err(`virtio-emu ${name}: ${msg.split('\n')[0]}\n`);
+    return err instanceof UsageError || isParseArgsError(err) ? 2 : 1;
+  }
+}

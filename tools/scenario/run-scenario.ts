@@ -1,0 +1,140 @@
+// `virtio-emu run --scenario FILE`: load and validate the file (nothing
+// starts if it is invalid), turn its steps into run steps after the probe,
+// execute them on one system and report. The first failing step stops the
+// scenario; the steps after it are reported as skipped.
+import { readFileSync } from 'node:fs';
+import { BusError } from '../../core/bus.js';
+import type { PmInjection } from '../../core/pm/dpm.js';
+import { UsageError } from '../cli/args.js';
+import { buildPlan, defaultSettings, executePlan, formatJson, probeStep, type RunPlan, type RunReport, type RunSettings, type RunStep } from '../cli/run.js';
+import type { MachineDevice } from '../../emulator/machine.js';
+import { progressBar } from './progress.js';
+import { formatScenarioText, type ScenarioReport, type ScenarioStepReport } from './report.js';
+import { totalCycles, type Scenario, type Step } from './schema.js';
+import { StepFailure, runStep, type ScenarioState } from './steps.js';
+import { ScenarioError, validateScenario, type ValidateOptions } from './validate.js';
+
+/** "Unexpected token } in JSON at position 42" → "... at line 3 column 5". */
+function jsonErrorMessage(text: string, err: unknown): string {
+  const msg = err instanceof Error ? err.message : String(err);
+  const m = /at position (\d+)/.exec(msg);
+  if (!m) return msg;
+  const pos = Number(m[1]);
+  const before = text.slice(0, pos);
+  const line = before.split('\n').length;
+  const column = pos - before.lastIndexOf('\n');
+  return `${msg.replace(/ in JSON at position \d+.*$/, '').replace(/ at position \d+.*$/, '')} at line ${line} column ${column}`;
+}
+
+/** Read, parse and validate a scenario file; usage errors (exit 2) for every way it can be wrong. */
+export function loadScenario(file: string, opts: Omit<ValidateOptions, 'file'> = {}): Scenario {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    const why = e.code === 'ENOENT' ? 'no such file' : e.code === 'EACCES' ? 'permission denied' : e.code === 'EISDIR' ? 'is a directory' : e.message;
+    throw new UsageError(`cannot read scenario '${file}': ${why}`);
+  }
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (err) {
+    throw new ScenarioError(file, [{ path: '', message: `not valid JSON: ${jsonErrorMessage(text, err)}` }]);
+  }
+  return validateScenario(raw, { ...opts, file });
+}
+
+/** The run's plan for a scenario, starting from `base` (so options like --trace carry over). */
+export function scenarioPlan(scenario: Scenario, base: RunSettings = defaultSettings()): { plan: RunPlan; report: () => ScenarioReport } {
+  const settings: RunSettings = {
+    ...base,
+    devices: scenario.machine.devices.map((d): MachineDevice => ({ type: d.type, transport: d.transport, slot: d.slot, options: d.options })),
+    bus: scenario.machine.bus,
+    pm: null,
+    // Error messages an injected PM failure provokes are expected ones.
+    fails: scenario.steps.flatMap((s): PmInjection[] => (s.do === 'pm' ? s.fail.map((f) => ({ phase: f.phase, device: f.slot, errno: f.errno })) : [])),
+  };
+  const plan = buildPlan(settings);
+  plan.machine = {
+    ...plan.machine,
+    ...(scenario.machine.slots !== undefined ? { slots: scenario.machine.slots } : {}),
+    ...(scenario.machine.ramSize !== undefined ? { ramSize: scenario.machine.ramSize } : {}),
+  };
+  const state: ScenarioState = {
+    shadows: new Map(),
+    cyclesDone: 0,
+    totalCycles: totalCycles(scenario),
+    names: new Map(scenario.machine.devices.map((d) => [d.slot, d.name])),
+  };
+  const results: ScenarioStepReport[] = scenario.steps.map((s, index) => ({
+    index,
+    do: s.do,
+    device: deviceName(s),
+    result: 'skipped',
+    detail: 'not run',
+  }));
+  let stopped = false;
+  const steps: RunStep[] = scenario.steps.map((step, index) => ({
+    name: `steps[${index}] ${step.do}`,
+    run(ctx) {
+      const r = results[index]!;
+      if (stopped) return;
+      // A device that did not bind makes the probe fail: nothing else can work.
+      if (ctx.errors.length) {
+        stopped = true;
+        r.detail = 'not run: the machine did not come up cleanly';
+        return;
+      }
+      try {
+        r.detail = runStep(ctx, state, step);
+        r.result = 'ok';
+      } catch (err) {
+        stopped = true;
+        r.result = 'failed';
+        r.detail = err instanceof StepFailure ? err.message : `${err instanceof Error ? err.name : 'Error'}: ${err instanceof Error ? err.message : String(err)}`;
+        ctx.errors.push(`steps[${index}] ${step.do}${r.device ? ` ${r.device}` : ''}: ${r.detail}`);
+        // A dead machine: let the run stop as it does for any step.
+        if (err instanceof BusError) throw err;
+      }
+    },
+  }));
+  plan.steps = [probeStep, ...steps];
+  return { plan, report: () => ({ name: scenario.name, file: scenario.file, steps: results }) };
+}
+
+function deviceName(s: Step): string | null {
+  return 'device' in s && s.device ? s.device.name : null;
+}
+
+/** Run a validated scenario on a fresh system and report (the in-process API). */
+export async function runScenario(scenario: Scenario, base: RunSettings = defaultSettings()): Promise<RunReport> {
+  const { plan, report } = scenarioPlan(scenario, base);
+  let r: RunReport;
+  try {
+    r = await executePlan(plan);
+  } catch (err) {
+    // executePlan only throws when the machine cannot start.
+    if (err instanceof Error) err.message = `cannot start the machine: ${err.message}`;
+    throw err;
+  }
+  r.scenario = report();
+  const failed = r.scenario.steps.some((s) => s.result !== 'ok');
+  if (failed) r.ok = false;
+  return r;
+}
+
+/** The CLI path: settings from `run --scenario FILE [--json]`. */
+export async function runScenarioCommand(settings: RunSettings): Promise<number> {
+  const scenario = loadScenario(settings.scenario!, { json: settings.json });
+  const progress = progressBar(totalCycles(scenario), { json: settings.json });
+  if (progress) settings.onCycle = (done, total) => progress.update(done, total);
+  let r: RunReport;
+  try {
+    r = await runScenario(scenario, settings);
+  } finally {
+    progress?.end();
+  }
+  process.stdout.write(settings.json ? formatJson(r) : formatScenarioText(r));
+  return r.ok ? 0 : 1;
+}
