@@ -1,27 +1,24 @@
-// The board: address decoder, one virtio-mmio register window per slot, the
-// device models behind them, deferred device work and timers. The machine
-// hosts it in the device worker (or in-thread for unit tests) and forwards
-// trapped accesses, runDeferred() calls and control requests to it.
+// The board: an address decoder over regions (the virtio-mmio bank, the
+// channel subsystem), the device models behind them, deferred device work
+// and timers. The machine hosts it in the device worker (or in-thread for
+// unit tests) and forwards trapped accesses, runDeferred() calls and control
+// requests to it.
 //
 // The board never throws out of read/write/runDeferred/control: guest
 // mistakes are counted per slot, a device model that throws puts only its own
 // device into DEVICE_NEEDS_RESET, and an internal fault is counted.
 import type { AccessWidth } from '../core/bus.js';
 import { MMIO_WINDOW_SIZE } from '../core/uapi/mmio.js';
-import { createChannelSubsystem } from './ccw/css.js';
-import type { DeviceHost, DeviceModel } from './devices/device.js';
-import { createDeviceModel } from './devices/catalog.js';
-import { EmptySlot } from './mmio/empty-slot.js';
-import { MmioTransport } from './mmio/register-file.js';
-import type { MmioWindow } from './mmio/window.js';
 import type { Board, BoardConfig, ControlRequest, ControlResponse, DeviceSpec, IrqLines, TransportKind } from './board-contract.js';
+import { createChannelSubsystem } from './ccw/css.js';
+import type { DeviceHost } from './devices/device.js';
+import { createDeviceModel } from './devices/catalog.js';
+import { createMmioBank } from './mmio/bank.js';
+import type { Region, RegionDevice, RegionEnv, RegionFactory, RegionSlotState } from './region.js';
 import type { DeviceCore } from './virtio/device-core.js';
 import { Scheduler, type Clock } from './virtio/scheduler.js';
-import type { DeviceCounters } from './virtio/signals.js';
+import { newCounters, type DeviceCounters } from './virtio/signals.js';
 import { GuestRam, type AddressRange } from './vring/guest-ram.js';
-
-/** Largest config space a virtio-mmio window can show (0x100..0x1ff). */
-const MMIO_CONFIG_MAX = MMIO_WINDOW_SIZE - 0x100;
 
 export interface BoardOptions {
   /** Clock for device timers, in ms (default performance.now); tests pass a fake one. */
@@ -30,45 +27,16 @@ export interface BoardOptions {
   weight?: number;
 }
 
-/** Everything a transport needs to host device cores on this board. */
-export interface TransportEnv {
-  config: BoardConfig;
-  ram: GuestRam;
-  irq: IrqLines;
-  scheduler: Scheduler;
-  weight?: number;
-}
-
 /**
- * A transport that is not one virtio-mmio window per slot (virtio-ccw: a
- * channel subsystem with its own register window) plugs in as a region.
+ * The regions of the address map, by the transport whose devices they host.
+ * Each is instantiated on every board, with or without devices, so its
+ * windows always answer (an empty slot or subchannel says "no device"
+ * instead of being an unmapped address).
  */
-export interface TransportRegion {
-  readonly base: number;
-  readonly size: number;
-  read(offset: number, width: AccessWidth): number;
-  write(offset: number, width: AccessWidth, value: number): void;
-  /** Platform reset of every device behind the region. */
-  reset(): void;
-  /** The device core serving a board slot, for inject/fault/stats. */
-  core(slot: number): DeviceCore | undefined;
-  counters(slot: number): DeviceCounters | undefined;
-}
-
-export interface RegionDevice {
-  slot: number;
-  spec: DeviceSpec;
-  model: DeviceModel;
-}
-
-export type TransportRegionFactory = (env: TransportEnv, devices: RegionDevice[]) => TransportRegion;
-
-/**
- * Region transports by kind. Each is instantiated on every board, with or
- * without devices, so its windows always answer (an empty subchannel says
- * "no device" instead of being an unmapped address).
- */
-export const REGION_TRANSPORTS: Partial<Record<TransportKind, TransportRegionFactory>> = { ccw: createChannelSubsystem };
+const REGIONS: { kinds: readonly TransportKind[]; create: RegionFactory }[] = [
+  { kinds: ['mmio', 'mmio-legacy'], create: createMmioBank },
+  { kinds: ['ccw'], create: createChannelSubsystem },
+];
 
 /** Options named '<transport>.<name>' (e.g. ccw.max_revision) configure the transport, not the model. */
 export function modelOptions(spec: DeviceSpec): NonNullable<DeviceSpec['options']> {
@@ -95,12 +63,6 @@ export interface BoardStats {
   lastInternalError: string | null;
 }
 
-interface Slot {
-  spec: DeviceSpec | null;
-  window: MmioWindow;
-  transport: MmioTransport | null;
-}
-
 function isWidth(w: number): w is AccessWidth {
   return w === 1 || w === 2 || w === 4;
 }
@@ -108,13 +70,10 @@ function isWidth(w: number): w is AccessWidth {
 class VirtioBoard implements Board {
   private readonly ram: GuestRam;
   private readonly scheduler: Scheduler;
-  private readonly env: TransportEnv;
-  private readonly mmioBase: number;
-  private readonly mmioEnd: number;
-  private slots: Slot[] = [];
+  private readonly env: RegionEnv;
   /** Per-slot host resources that survive power 'fresh' (DeviceHost.retained). */
   private readonly hosts: DeviceHost[] = [];
-  private regions: { kind: TransportKind; devices: RegionDevice[]; region: TransportRegion }[] = [];
+  private regions: Region[] = [];
   private unmapped = 0;
   private internalErrors = 0;
   private lastInternalError: string | null = null;
@@ -122,7 +81,7 @@ class VirtioBoard implements Board {
   constructor(
     private readonly config: BoardConfig,
     ramBytes: Uint8Array,
-    private readonly irq: IrqLines,
+    irq: IrqLines,
     options: BoardOptions,
   ) {
     const { ramBase, ramSize, mmioBase, slots } = config;
@@ -130,11 +89,6 @@ class VirtioBoard implements Board {
     if (!Number.isInteger(slots) || slots < 0) throw new Error(`board: bad slot count ${slots}`);
     if (config.devices.length > slots && config.devices.slice(slots).some((d) => d !== null)) {
       throw new Error(`board: ${config.devices.length} device entries for ${slots} slots`);
-    }
-    this.mmioBase = mmioBase;
-    this.mmioEnd = mmioBase + slots * MMIO_WINDOW_SIZE;
-    if (slots > 0 && mmioBase < ramBase + ramSize && ramBase < this.mmioEnd) {
-      throw new Error('board: the virtio-mmio windows overlap guest RAM');
     }
     const holes: AddressRange[] = [{ base: mmioBase, size: slots * MMIO_WINDOW_SIZE }];
     this.ram = new GuestRam(ramBytes, ramBase, ramSize, holes);
@@ -144,64 +98,35 @@ class VirtioBoard implements Board {
     this.build();
   }
 
-  /** Create device instances and register files at their defaults. */
+  /** Create device instances and every region with its windows at their defaults. */
   private build(): void {
-    const byKind = new Map<TransportKind, RegionDevice[]>();
-    this.slots = [];
+    const byRegion: RegionDevice[][] = REGIONS.map(() => []);
     for (let i = 0; i < this.config.slots; i++) {
       const spec = this.config.devices[i] ?? null;
       const host = (this.hosts[i] ??= { retained: new Map<string, unknown>() });
-      if (spec && (spec.transport === 'mmio' || spec.transport === 'mmio-legacy')) {
-        const model = createDeviceModel(spec.type, spec.options ?? {}, host);
-        if (model.configSize > MMIO_CONFIG_MAX) throw new Error(`board: ${spec.type} config space of ${model.configSize} bytes does not fit a virtio-mmio window`);
-        const transport = new MmioTransport(model, {
-          version: spec.transport === 'mmio' ? 2 : 1,
-          line: i,
-          irq: this.irq,
-          ram: this.ram,
-          scheduler: this.scheduler,
-          ...(this.env.weight !== undefined ? { weight: this.env.weight } : {}),
-        });
-        this.slots.push({ spec, window: transport, transport });
-      } else {
-        if (spec) {
-          if (!REGION_TRANSPORTS[spec.transport]) throw new Error(`board: slot ${i}: transport '${spec.transport}' is not available on this board yet`);
-          const list = byKind.get(spec.transport) ?? [];
-          list.push({ slot: i, spec, model: createDeviceModel(spec.type, modelOptions(spec), host) });
-          byKind.set(spec.transport, list);
-        }
-        this.slots.push({ spec, window: new EmptySlot(), transport: null });
-      }
+      if (!spec) continue;
+      const r = REGIONS.findIndex((x) => x.kinds.includes(spec.transport));
+      if (r < 0) throw new Error(`board: slot ${i}: transport '${spec.transport}' is not available on this board`);
+      byRegion[r]!.push({ slot: i, spec, model: createDeviceModel(spec.type, modelOptions(spec), host) });
     }
-    this.regions = [];
-    for (const [kind, factory] of Object.entries(REGION_TRANSPORTS) as [TransportKind, TransportRegionFactory][]) {
-      const devices = byKind.get(kind) ?? [];
-      this.regions.push({ kind, devices, region: factory(this.env, devices) });
-    }
+    this.regions = REGIONS.map((x, r) => x.create(this.env, byRegion[r]!));
   }
 
   // ---- trapped accesses ----
 
+  /** The region an address falls in; the region checks the access's end itself. */
+  private decode(addr: number, width: number): Region | null {
+    if (!isWidth(width) || !Number.isSafeInteger(addr)) return null;
+    for (const region of this.regions) {
+      if (addr >= region.base && addr < region.base + region.size) return region;
+    }
+    return null;
+  }
+
   read(addr: number, width: AccessWidth): number {
     try {
-      if (!isWidth(width) || !Number.isSafeInteger(addr)) {
-        this.unmapped++;
-        return 0;
-      }
-      if (addr >= this.mmioBase && addr < this.mmioEnd) {
-        const off = addr - this.mmioBase;
-        const slot = this.slots[Math.floor(off / MMIO_WINDOW_SIZE)]!;
-        const o = off % MMIO_WINDOW_SIZE;
-        if (o + width > MMIO_WINDOW_SIZE) {
-          slot.window.counters.guestErrors++;
-          slot.window.counters.lastGuestError = `${width}-byte read crossing the end of the window`;
-          return 0;
-        }
-        return slot.window.read(o, width) >>> 0;
-      }
-      for (const { region } of this.regions) {
-        if (addr >= region.base && addr + width <= region.base + region.size) return region.read(addr - region.base, width) >>> 0;
-      }
+      const region = this.decode(addr, width);
+      if (region) return region.read(addr - region.base, width) >>> 0;
       this.unmapped++;
       return 0;
     } catch (e) {
@@ -212,30 +137,12 @@ class VirtioBoard implements Board {
 
   write(addr: number, width: AccessWidth, value: number): void {
     try {
-      if (!isWidth(width) || !Number.isSafeInteger(addr)) {
+      const region = this.decode(addr, width);
+      if (!region) {
         this.unmapped++;
         return;
       }
-      const v = width === 4 ? value >>> 0 : value & ((1 << (8 * width)) - 1);
-      if (addr >= this.mmioBase && addr < this.mmioEnd) {
-        const off = addr - this.mmioBase;
-        const slot = this.slots[Math.floor(off / MMIO_WINDOW_SIZE)]!;
-        const o = off % MMIO_WINDOW_SIZE;
-        if (o + width > MMIO_WINDOW_SIZE) {
-          slot.window.counters.guestErrors++;
-          slot.window.counters.lastGuestError = `${width}-byte write crossing the end of the window`;
-          return;
-        }
-        slot.window.write(o, width, v);
-        return;
-      }
-      for (const { region } of this.regions) {
-        if (addr >= region.base && addr + width <= region.base + region.size) {
-          region.write(addr - region.base, width, v);
-          return;
-        }
-      }
-      this.unmapped++;
+      region.write(addr - region.base, width, width === 4 ? value >>> 0 : value & ((1 << (8 * width)) - 1));
     } catch (e) {
       this.internalError(e);
     }
@@ -297,13 +204,17 @@ class VirtioBoard implements Board {
   }
 
   private core(slot: number): DeviceCore | undefined {
-    const s = this.slots[slot];
-    if (s?.transport) return s.transport.core;
-    for (const { region } of this.regions) {
+    for (const region of this.regions) {
       const core = region.core(slot);
       if (core) return core;
     }
     return undefined;
+  }
+
+  /** A slot's state from the region serving its device, else from the first region that shows the slot. */
+  private slotState(slot: number): RegionSlotState | undefined {
+    const serving = this.regions.find((r) => r.core(slot));
+    return (serving ?? this.regions.find((r) => r.state(slot)))?.state(slot);
   }
 
   private withCore(slot: number, fn: (core: DeviceCore) => ControlResponse): ControlResponse {
@@ -346,30 +257,28 @@ class VirtioBoard implements Board {
     // Control records come from outside the type system (msgpackr): check.
     if (model !== 'retain' && model !== 'reset' && model !== 'fresh') return { ok: false, error: `unknown power model '${String(model)}'` };
     if (model === 'retain') return { ok: true };
-    for (const s of this.slots) s.transport?.reset();
-    for (const { region } of this.regions) region.reset();
+    for (const region of this.regions) region.reset();
     if (model === 'fresh') this.build();
     return { ok: true };
   }
 
   private stats(): BoardStats {
-    const slots = this.slots.map((s, i): SlotStats => {
+    const slots: SlotStats[] = [];
+    for (let i = 0; i < this.config.slots; i++) {
       const core = this.core(i);
-      let counters = s.window.counters;
-      if (!s.transport) {
-        for (const { region } of this.regions) counters = region.counters(i) ?? counters;
-      }
-      return {
-        ...counters,
+      const state = this.slotState(i);
+      const spec = this.config.devices[i] ?? null;
+      slots.push({
+        ...(state?.counters ?? newCounters()),
         slot: i,
-        type: s.spec?.type ?? null,
-        transport: s.spec?.transport ?? null,
+        type: spec?.type ?? null,
+        transport: spec?.transport ?? null,
         deviceId: core?.model.deviceId ?? 0,
         status: core?.status ?? 0,
-        interruptStatus: s.transport?.interruptStatus ?? 0,
-        irqRaised: s.transport?.irqRaised ?? 0,
-      };
-    });
+        interruptStatus: state?.interruptStatus ?? 0,
+        irqRaised: state?.irqRaised ?? 0,
+      });
+    }
     return { slots, unmapped: this.unmapped, internalErrors: this.internalErrors, lastInternalError: this.lastInternalError };
   }
 }

@@ -6,7 +6,8 @@
 import { workerData } from 'node:worker_threads';
 import type { Board, BoardConfig, ControlRequest, ControlResponse, IrqLines } from './board-contract.js';
 import { IrqDeviceLines } from './irq/controller.js';
-import { MailboxServer, announceDeath, type MailboxBuffers } from './bus/mailbox.js';
+import type { MailboxBuffers } from './bus/mailbox.js';
+import { MailboxServer, announceDeath } from './bus/mailbox-server.js';
 import { asRecord } from './bus/inthread.js';
 
 export interface WorkerData {

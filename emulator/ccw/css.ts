@@ -4,10 +4,9 @@
 // Slots without a ccw device have a subchannel with no device (CuType 0,
 // cc 3), so a driver can scan every slot, as Linux's css scan does.
 import { PLATFORM, type AccessWidth } from '../../core/bus.js';
-import type { RegionDevice, TransportEnv, TransportRegion } from '../board.js';
+import type { Region, RegionDevice, RegionEnv, RegionSlotState } from '../region.js';
 import type { DeviceOptionValue } from '../board-contract.js';
 import type { DeviceCore } from '../virtio/device-core.js';
-import type { DeviceCounters } from '../virtio/signals.js';
 import { Subchannel } from './subchannel.js';
 import { CCW_NO_REVISIONS, VirtioCcwProxy } from './virtio-proxy.js';
 import { VIRTIO_CCW_REV_MAX } from '../../core/uapi/ccw.js';
@@ -35,12 +34,12 @@ export function parseCcwOptions(type: string, options: Readonly<Record<string, D
   return out;
 }
 
-export class ChannelSubsystem implements TransportRegion {
+export class ChannelSubsystem implements Region {
   readonly base = PLATFORM.CSS_BASE;
   readonly size: number;
   readonly subchannels: Subchannel[] = [];
 
-  constructor(env: TransportEnv, devices: RegionDevice[]) {
+  constructor(env: RegionEnv, devices: RegionDevice[]) {
     const { config, ram, irq, scheduler } = env;
     const size = config.slots * PLATFORM.CSS_WINDOW_SIZE;
     const overlapsRam = size > 0 && this.base < config.ramBase + config.ramSize && config.ramBase < this.base + size;
@@ -97,12 +96,13 @@ export class ChannelSubsystem implements TransportRegion {
     return this.subchannels[slot]?.device?.core;
   }
 
-  counters(slot: number): DeviceCounters | undefined {
-    return this.core(slot)?.counters;
+  /** Only slots with a ccw device report here; the others are the mmio bank's. */
+  state(slot: number): RegionSlotState | undefined {
+    const core = this.core(slot);
+    return core ? { counters: core.counters, interruptStatus: 0, irqRaised: 0 } : undefined;
   }
 }
 
-/** The REGION_TRANSPORTS factory for 'ccw'. */
-export function createChannelSubsystem(env: TransportEnv, devices: RegionDevice[]): TransportRegion {
+export function createChannelSubsystem(env: RegionEnv, devices: RegionDevice[]): Region {
   return new ChannelSubsystem(env, devices);
 }

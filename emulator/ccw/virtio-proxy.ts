@@ -52,7 +52,7 @@ import {
 import type { DeviceModel } from '../devices/device.js';
 import { ALL_FEATURES, DeviceCore, LEGACY_FEATURES } from '../virtio/device-core.js';
 import type { Scheduler } from '../virtio/scheduler.js';
-import type { TransportSignals } from '../virtio/signals.js';
+import type { DriverNotifier } from '../virtio/signals.js';
 import type { GuestRam } from '../vring/guest-ram.js';
 import { fail, quietReject, readAddr64, type Ccw, type CcwCommandHandler, type CcwOutcome } from './channel-program.js';
 import { Indicator } from './indicators.js';
@@ -74,7 +74,7 @@ export interface VirtioCcwProxyOptions {
   interrupt(): void;
 }
 
-export class VirtioCcwProxy implements CcwCommandHandler, TransportSignals {
+export class VirtioCcwProxy implements CcwCommandHandler, DriverNotifier {
   /** The device core; replaced (carrying its counters) when the revision changes legacy ↔ modern. */
   core: DeviceCore;
   /** Negotiated revision; -1 until SET_VIRTIO_REV (commands then follow revision 0). */
@@ -141,7 +141,7 @@ export class VirtioCcwProxy implements CcwCommandHandler, TransportSignals {
     this.revision = -1;
   }
 
-  // ---- TransportSignals ----
+  // ---- DriverNotifier ----
 
   usedBuffer(queue: number): void {
     if (!this.indicators) return; // no indicators registered: nowhere to report

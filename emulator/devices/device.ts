@@ -5,45 +5,11 @@
 // virtio-mmio, later virtio-ccw). The device core (emulator/virtio/) owns
 // status, feature negotiation, the rings and every bounds check.
 import type { DeviceOptionValue } from '../board-contract.js';
+import type { Chain } from '../vring/chain.js';
+
+export type { Chain };
 
 export type ConfigWidth = 1 | 2 | 4;
-
-/**
- * One validated descriptor chain popped from a queue. Its descriptors were
- * read once and checked when it was popped (bounds, direction order, length);
- * the data accessors below only touch the chain's own buffers.
- *
- * A chain belongs to the queue epoch it was popped in: after a device reset,
- * a queue reset or QueueReady=0 it is dead, and every accessor and pushUsed
- * become no-ops, so late completions never write guest memory.
- */
-export interface Chain {
-  readonly queue: number;
-  /** Head descriptor index (the id the used element carries). */
-  readonly head: number;
-  /** Total bytes of the device-readable descriptors (they come first). */
-  readonly readableBytes: number;
-  /** Total bytes of the device-writable descriptors. */
-  readonly writableBytes: number;
-  /** False once a reset made the chain stale. */
-  readonly live: boolean;
-  /** Copy device-readable bytes starting at `offset` into dst; returns the count copied. */
-  read(dst: Uint8Array, offset?: number): number;
-  /** Copy src into the device-writable bytes starting at `offset`; returns the count written. */
-  write(src: Uint8Array, offset?: number): number;
-  /**
-   * Hand the device-writable buffers, in order and capped at maxBytes in total,
-   * to `fill` as views of guest RAM (for in-place producers such as
-   * randomFillSync). The views must not be kept. Returns the bytes covered.
-   */
-  fillWritable(maxBytes: number, fill: (view: Uint8Array) => void): number;
-  /**
-   * Hand up to maxBytes of the device-readable bytes from `offset`, in order,
-   * to `visit` as views of guest RAM (for consumers that copy straight to
-   * their destination). The views must not be kept. Returns the bytes covered.
-   */
-  visitReadable(offset: number, maxBytes: number, visit: (view: Uint8Array) => void): number;
-}
 
 /** What a model may do to its device. One long-lived context per device instance. */
 export interface DeviceContext {

@@ -6,7 +6,7 @@
 import type { IrqChip, IrqHandler } from '../../core/bus.js';
 import type { IrqLines } from '../board-contract.js';
 import { waitAsync } from '../bus/atomics.js';
-import { SPIN_CHECK_MASK, SPIN_MS as IRQ_SPIN_MS } from '../bus/mailbox.js';
+import { DRIVER_SPIN_MS, spinWhile } from '../bus/spin.js';
 
 // Header words.
 /** Bumped by the device side on every raise; the main thread waits on it. */
@@ -180,7 +180,7 @@ export class IrqController implements IrqChip {
       // mailbox does. Not with a pump: then device work runs only here.
       if (!spun && !this.pump) {
         spun = true;
-        if (this.spinUntilRaise(seq, Math.min(IRQ_SPIN_MS, left))) continue;
+        if (spinWhile(i32, SEQ, seq, Math.min(DRIVER_SPIN_MS, left)) !== seq) continue;
       }
       slice = Math.max(0, Math.min(slice, left));
       Atomics.add(i32, WAITERS, 1);
@@ -188,20 +188,6 @@ export class IrqController implements IrqChip {
         Atomics.wait(i32, SEQ, seq, slice);
       } finally {
         Atomics.sub(i32, WAITERS, 1);
-      }
-    }
-  }
-
-  /** Spin until the raise sequence moves past `seq` (true) or `ms` pass (false). */
-  private spinUntilRaise(seq: number, ms: number): boolean {
-    const i32 = this.i32;
-    let end = 0;
-    for (let i = 1; ; i++) {
-      if (Atomics.load(i32, SEQ) !== seq) return true;
-      if ((i & SPIN_CHECK_MASK) === 0) {
-        const now = performance.now();
-        if (end === 0) end = now + ms;
-        else if (now >= end) return false;
       }
     }
   }

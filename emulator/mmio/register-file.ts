@@ -12,7 +12,7 @@ import type { ConfigWidth, DeviceModel } from '../devices/device.js';
 import type { IrqLines } from '../board-contract.js';
 import { ALL_FEATURES, DeviceCore, LEGACY_FEATURES } from '../virtio/device-core.js';
 import type { Scheduler } from '../virtio/scheduler.js';
-import type { DeviceCounters, TransportSignals } from '../virtio/signals.js';
+import type { DeviceCounters, DriverNotifier } from '../virtio/signals.js';
 import type { GuestRam } from '../vring/guest-ram.js';
 import { controlAccessError, VENDOR_ID, type MmioVersion } from './registers.js';
 import type { MmioWindow } from './window.js';
@@ -23,7 +23,7 @@ export const LEGACY_DEFAULT_QUEUE_ALIGN = 4096;
 const INT_BITS = VIRTIO_MMIO_INT_VRING | VIRTIO_MMIO_INT_CONFIG;
 const NO_SHM = 0xffff_ffff;
 
-export interface MmioTransportOptions {
+export interface MmioRegisterFileOptions {
   version: MmioVersion;
   /** Interrupt line this window drives. */
   line: number;
@@ -33,7 +33,7 @@ export interface MmioTransportOptions {
   weight?: number;
 }
 
-export class MmioTransport implements MmioWindow, TransportSignals {
+export class MmioRegisterFile implements MmioWindow, DriverNotifier {
   readonly core: DeviceCore;
   readonly version: MmioVersion;
   /** InterruptStatus: bits stay set until acknowledged through InterruptACK. */
@@ -51,7 +51,7 @@ export class MmioTransport implements MmioWindow, TransportSignals {
 
   constructor(
     model: DeviceModel,
-    private readonly opts: MmioTransportOptions,
+    private readonly opts: MmioRegisterFileOptions,
   ) {
     this.version = opts.version;
     this.core = new DeviceCore(model, {
@@ -80,7 +80,7 @@ export class MmioTransport implements MmioWindow, TransportSignals {
     this.opts.irq.lower(this.opts.line);
   }
 
-  // ---- TransportSignals ----
+  // ---- DriverNotifier ----
 
   usedBuffer(_queue: number): void {
     this.setInterrupt(VIRTIO_MMIO_INT_VRING);

@@ -48,7 +48,7 @@ import type { GuestRam } from '../vring/guest-ram.js';
 import { RingError } from '../vring/ring-error.js';
 import { SplitQueue } from '../vring/split-queue.js';
 import type { Scheduler } from './scheduler.js';
-import { newCounters, type DeviceCounters, type TransportSignals } from './signals.js';
+import { newCounters, type DeviceCounters, type DriverNotifier } from './signals.js';
 
 /** Chains a queue handler may pop per invocation before yielding (vhost's "weight", BI-29). */
 export const DEFAULT_QUEUE_WEIGHT = 256;
@@ -63,7 +63,7 @@ const DRIVER_STATUS_BITS =
 export interface DeviceCoreOptions {
   ram: GuestRam;
   scheduler: Scheduler;
-  signals: TransportSignals;
+  signals: DriverNotifier;
   /** Feature bits the transport can carry; offered = model.features & mask. */
   featureMask: bigint;
   /** Modern (virtio 1.x) transport: FEATURES_OK requires VERSION_1 and gates DRIVER_OK. */

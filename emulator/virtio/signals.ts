@@ -1,7 +1,8 @@
-// What the device core needs from the transport that exposes it. virtio-mmio
-// sets InterruptStatus bits and drives a level-triggered line; virtio-ccw
-// would set indicator bits and raise an adapter/I/O interrupt.
-export interface TransportSignals {
+// How a device notifies its driver, done by whatever exposes it: a
+// virtio-mmio register file sets InterruptStatus bits and drives a
+// level-triggered line; a virtio-ccw proxy sets indicator bits and raises an
+// I/O interrupt. And the per-device counters the board reports.
+export interface DriverNotifier {
   /** Used-buffer notification for `queue` (after suppression was applied). */
   usedBuffer(queue: number): void;
   /** Configuration change notification (config change or DEVICE_NEEDS_RESET). */

@@ -1,4 +1,5 @@
-// Walking and holding one split-ring descriptor chain (spec 2.7.5).
+// A descriptor chain as the devices see it (Chain), and walking and holding
+// one split-ring descriptor chain (spec 2.7.5).
 // Each descriptor is read exactly once and copied into the chain, so a guest
 // that rewrites the table afterwards cannot change what was validated.
 import {
@@ -7,9 +8,45 @@ import {
   VRING_DESC_F_WRITE,
   VRING_DESC_SIZE,
 } from '../../core/uapi/ring.js';
-import type { Chain } from '../devices/device.js';
 import { addr64, type GuestRam } from './guest-ram.js';
 import { RingError } from './ring-error.js';
+
+/**
+ * One validated descriptor chain popped from a queue. Its descriptors were
+ * read once and checked when it was popped (bounds, direction order, length);
+ * the data accessors below only touch the chain's own buffers.
+ *
+ * A chain belongs to the queue epoch it was popped in: after a device reset,
+ * a queue reset or QueueReady=0 it is dead, and every accessor and pushUsed
+ * become no-ops, so late completions never write guest memory.
+ */
+export interface Chain {
+  readonly queue: number;
+  /** Head descriptor index (the id the used element carries). */
+  readonly head: number;
+  /** Total bytes of the device-readable descriptors (they come first). */
+  readonly readableBytes: number;
+  /** Total bytes of the device-writable descriptors. */
+  readonly writableBytes: number;
+  /** False once a reset made the chain stale. */
+  readonly live: boolean;
+  /** Copy device-readable bytes starting at `offset` into dst; returns the count copied. */
+  read(dst: Uint8Array, offset?: number): number;
+  /** Copy src into the device-writable bytes starting at `offset`; returns the count written. */
+  write(src: Uint8Array, offset?: number): number;
+  /**
+   * Hand the device-writable buffers, in order and capped at maxBytes in total,
+   * to `fill` as views of guest RAM (for in-place producers such as
+   * randomFillSync). The views must not be kept. Returns the bytes covered.
+   */
+  fillWritable(maxBytes: number, fill: (view: Uint8Array) => void): number;
+  /**
+   * Hand up to maxBytes of the device-readable bytes from `offset`, in order,
+   * to `visit` as views of guest RAM (for consumers that copy straight to
+   * their destination). The views must not be kept. Returns the bytes covered.
+   */
+  visitReadable(offset: number, maxBytes: number, visit: (view: Uint8Array) => void): number;
+}
 
 /** One guest buffer: guest-physical address and length. */
 export interface Segment {

@@ -11,7 +11,8 @@ import { VIRTIO_RING_F_INDIRECT_DESC, bit } from '../../core/uapi/features.js';
 import { MMIO_WINDOW_SIZE, REG } from '../../core/uapi/mmio.js';
 import { VIRTIO_CONFIG_S_NEEDS_RESET as NEEDS_RESET } from '../../core/uapi/status.js';
 import { RNG_DEFAULT_MAX_REQUEST } from '../../emulator/devices/rng.js';
-import { INDIRECT, NEXT, POISON, R, W, WRITE, pattern, snapshot, writesOutside, type QueueBuilder } from '../../tools/testkit/queue-builder.js';
+import { INDIRECT, NEXT, POISON, R, W, WRITE, pattern, type QueueBuilder } from '../../tools/testkit/queue-builder.js';
+import { snapshot, writesOutside } from '../../tools/testkit/ranges.js';
 import { bringUp, expectNeedsReset, expectRecovered, kick, onBoard, onBoth, request, type Rig } from './harness.js';
 import { ECHO_Q, PROBE_TYPE } from './probe-device.js';
 

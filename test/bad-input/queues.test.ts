@@ -9,7 +9,8 @@ import { PLATFORM } from '../../core/bus.js';
 import { VIRTIO_F_RING_RESET, bit } from '../../core/uapi/features.js';
 import { REG } from '../../core/uapi/mmio.js';
 import { VIRTIO_CONFIG_S_NEEDS_RESET as NEEDS_RESET } from '../../core/uapi/status.js';
-import { POISON, QueueBuilder, R, W, snapshot, writesOutside } from '../../tools/testkit/queue-builder.js';
+import { POISON, QueueBuilder, R, W } from '../../tools/testkit/queue-builder.js';
+import { snapshot, writesOutside } from '../../tools/testkit/ranges.js';
 import { bringUp, expectRecovered, kick, onBoard, onBoth, pendingWorkItems, request, type Rig } from './harness.js';
 import { ECHO_Q, HOLD_Q, PROBE_TYPE, ProbeDevice } from './probe-device.js';
 

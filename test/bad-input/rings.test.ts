@@ -7,7 +7,8 @@ import { describe, expect } from 'vitest';
 import { VIRTIO_F_VERSION_1, VIRTIO_RING_F_EVENT_IDX, bit } from '../../core/uapi/features.js';
 import { VIRTIO_MMIO_INT_VRING as INT_VRING } from '../../core/uapi/mmio.js';
 import { VIRTIO_CONFIG_S_NEEDS_RESET as NEEDS_RESET } from '../../core/uapi/status.js';
-import { POISON, W, WRITE, snapshot, writesOutside, type QueueBuilder } from '../../tools/testkit/queue-builder.js';
+import { POISON, W, WRITE, type QueueBuilder } from '../../tools/testkit/queue-builder.js';
+import { snapshot, writesOutside } from '../../tools/testkit/ranges.js';
 import { bringUp, expectNeedsReset, expectRecovered, kick, onBoard, onBoth, request, type Rig } from './harness.js';
 import { HOLD_Q, PROBE_FILL, PROBE_TYPE, ProbeDevice } from './probe-device.js';
 

@@ -25,7 +25,8 @@ import {
   VIRTIO_CONFIG_S_NEEDS_RESET as NEEDS_RESET,
   VIRTIO_CONFIG_S_SUSPEND as SUSPEND,
 } from '../../core/uapi/status.js';
-import { QueueBuilder, W, changedRanges, snapshot, type Range } from '../../tools/testkit/queue-builder.js';
+import { QueueBuilder, W } from '../../tools/testkit/queue-builder.js';
+import { changedRanges, snapshot, type Range } from '../../tools/testkit/ranges.js';
 import { bringUp, expectRecovered, kick, onBoard, onBoth, request, type Rig } from './harness.js';
 import { HOLD_Q, PROBE_F_A, PROBE_F_B, PROBE_TYPE, ProbeDevice } from './probe-device.js';
 

@@ -3,7 +3,9 @@
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { buildPlan, executePlan, parseSettings } from '../../tools/cli/run.js';
+import { parseSettings } from '../../tools/cli/run.js';
+import { executePlan } from '../../tools/run/execute.js';
+import { buildPlan } from '../../tools/run/plan.js';
 
 const CLI = fileURLToPath(new URL('../../tools/cli.js', import.meta.url));
 

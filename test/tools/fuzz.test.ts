@@ -6,7 +6,8 @@ import * as fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { deviceTypes } from '../../emulator/devices/catalog.js';
 import { ccwDevices, ccwOp, ccwProperty, runCcwOps } from '../../tools/fuzz/ccw-programs.js';
-import { RAM_BASE, writesOutside } from '../../tools/fuzz/fuzz-board.js';
+import { RAM_BASE } from '../../tools/fuzz/fuzz-board.js';
+import { writesOutside } from '../../tools/testkit/ranges.js';
 import { mmioRegisterProperty, regOp, registerBoardDevices, runRegOps } from '../../tools/fuzz/mmio-registers.js';
 import { ringCase, ringProperty, runRingCase } from '../../tools/fuzz/rings.js';
 import { runFuzz, type FuzzTarget } from '../../tools/fuzz/campaign.js';
@@ -71,7 +72,10 @@ describe('the generators reach the states the properties are about', () => {
     const now = before.slice();
     now[10] = 1;
     now[40] = 1;
-    expect(writesOutside(now, before, [{ addr: RAM_BASE + 8, len: 4 }])).toEqual([{ addr: RAM_BASE + 40, len: 1 }]);
+    const mem = { base: RAM_BASE, size: now.length, u8: now, view: new DataView(now.buffer) };
+    expect(writesOutside(mem, before, [{ addr: RAM_BASE + 8, len: 4 }])).toEqual([{ addr: RAM_BASE + 40, len: 1 }]);
+    now[41] = 1;
+    expect(writesOutside(mem, before, [{ addr: RAM_BASE + 8, len: 4 }])).toEqual([{ addr: RAM_BASE + 40, len: 2 }]);
   });
 });
 

@@ -4,7 +4,7 @@ import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import type { RunReport } from '../../tools/cli/run.js';
+import type { ScenarioRunReport as RunReport } from '../../tools/scenario/report.js';
 import { loadScenario, runScenario } from '../../tools/scenario/run-scenario.js';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));

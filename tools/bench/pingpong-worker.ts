@@ -2,7 +2,8 @@
 // serving loop as the trap mailbox, with no access to decode and no board.
 // It is the floor the register trap path is measured against.
 import { workerData } from 'node:worker_threads';
-import { MB, SPIN_CHECK_MASK, WORKER_SPIN_MS } from '../../emulator/bus/mailbox.js';
+import { MB } from '../../emulator/bus/mailbox.js';
+import { WORKER_SPIN_MS, spinWhile } from '../../emulator/bus/spin.js';
 
 function serve(mb: Int32Array): void {
   let last = Atomics.load(mb, MB.REQ);
@@ -17,23 +18,10 @@ function serve(mb: Int32Array): void {
       continue;
     }
     if (Atomics.load(mb, MB.CLOSED) !== 0) return;
-    if (spin(mb, last) !== last) continue;
+    if (spinWhile(mb, MB.REQ, last, WORKER_SPIN_MS) !== last) continue;
     Atomics.store(mb, MB.WORKER_SLEEPING, 1);
     Atomics.wait(mb, MB.REQ, last);
     Atomics.store(mb, MB.WORKER_SLEEPING, 0);
-  }
-}
-
-function spin(mb: Int32Array, last: number): number {
-  let end = 0;
-  for (let i = 1; ; i++) {
-    const s = Atomics.load(mb, MB.REQ);
-    if (s !== last) return s;
-    if ((i & SPIN_CHECK_MASK) === 0) {
-      const now = performance.now();
-      if (end === 0) end = now + WORKER_SPIN_MS;
-      else if (now >= end) return last;
-    }
   }
 }
 

@@ -1,5 +1,6 @@
 // What a `virtio-emu` subcommand provides to the dispatcher (tools/cli.ts).
 import type { ParseArgsConfig } from 'node:util';
+import { UsageError } from '../usage-error.js';
 
 export type CliOptions = NonNullable<ParseArgsConfig['options']>;
 export type CliValue = string | boolean | (string | boolean)[] | undefined;
@@ -20,13 +21,7 @@ export interface CliCommand {
   run(values: CliValues, positionals: string[]): Promise<number>;
 }
 
-/** A bad command line: the dispatcher prints the message on one line and exits 2. */
-export class UsageError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'UsageError';
-  }
-}
+export { UsageError };
 
 export function stringOpt(values: CliValues, name: string): string | undefined {
   const v = values[name];

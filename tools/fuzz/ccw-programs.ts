@@ -36,7 +36,8 @@ import {
 import { alignUp, availRingSize, descTableSize, usedRingSize } from '../../core/uapi/ring.js';
 import type { AccessWidth } from '../../core/bus.js';
 import type { DeviceSpec } from '../../emulator/board-contract.js';
-import { FuzzBoard, RAM_BASE, check, hex, writesOutside } from './fuzz-board.js';
+import { writesOutside } from '../testkit/ranges.js';
+import { FuzzBoard, RAM_BASE, check, hex } from './fuzz-board.js';
 import { statusValue } from './values.js';
 
 const PROGRAMS = RAM_BASE + 0x1000;
@@ -481,7 +482,7 @@ export function runCcwOps(devices: DeviceSpec[], ops: CcwOp[]): { statusSeen: nu
     }
     const before = fb.ram.slice();
     act();
-    const stray = writesOutside(fb.ram, before, drv.allowed);
+    const stray = writesOutside(fb.mem, before, drv.allowed);
     check(stray.length === 0, `${where}: device wrote where the driver never pointed it: ${stray.slice(0, 4).map((r) => `${hex(r.addr)}+${r.len}`).join(', ')}`);
     fb.checkInvariants(where);
     checkLines(fb, drv, devices.length, where);

@@ -2,7 +2,7 @@
 // controller stand-in that keeps each line's level, and the invariants that
 // must hold after any access sequence (checked from the board's stats and
 // the lines, never by touching device state directly).
-import { PLATFORM, type AccessWidth } from '../../core/bus.js';
+import { PLATFORM, type AccessWidth, type GuestMemory } from '../../core/bus.js';
 import { MMIO_WINDOW_SIZE, REG } from '../../core/uapi/mmio.js';
 import {
   VIRTIO_CONFIG_S_ACKNOWLEDGE,
@@ -68,6 +68,8 @@ export class FuzzBoard {
   readonly board: Board;
   readonly ram: Uint8Array;
   readonly view: DataView;
+  /** The same RAM as a driver sees it (guest-physical addresses). */
+  readonly mem: GuestMemory;
   readonly irq = new LevelIrq();
   /** Device time in ms: it moves only when a property says so, so a run depends only on its input. */
   private now = 0;
@@ -79,6 +81,7 @@ export class FuzzBoard {
   ) {
     this.ram = new Uint8Array(ramSize);
     this.view = new DataView(this.ram.buffer);
+    this.mem = { base: RAM_BASE, size: ramSize, u8: this.ram, view: this.view };
     const board: BoardOptions = { now: () => this.now };
     if (opts.weight !== undefined) board.weight = opts.weight;
     this.board = createBoard({ ramBase: RAM_BASE, ramSize, mmioBase: MMIO_BASE, slots: devices.length, devices }, this.ram, this.irq, board);
@@ -191,24 +194,6 @@ export class FuzzBoard {
     this.write(slot, REG.QueueSel, 0);
     return q;
   }
-}
-
-/** Byte ranges of `now` that differ from `before` and lie outside every allowed range (guest-physical). */
-export function writesOutside(now: Uint8Array, before: Uint8Array, allowed: readonly { addr: number; len: number }[]): { addr: number; len: number }[] {
-  const ok = new Uint8Array(now.length);
-  for (const r of allowed) {
-    const start = Math.max(0, r.addr - RAM_BASE);
-    const end = Math.min(now.length, r.addr - RAM_BASE + r.len);
-    if (end > start) ok.fill(1, start, end);
-  }
-  const out: { addr: number; len: number }[] = [];
-  for (let i = 0; i < now.length; i++) {
-    if (now[i] === before[i] || ok[i]) continue;
-    const last = out[out.length - 1];
-    if (last && last.addr + last.len === RAM_BASE + i) last.len++;
-    else out.push({ addr: RAM_BASE + i, len: 1 });
-  }
-  return out;
 }
 
 export function hex(n: number): string {

@@ -21,7 +21,9 @@ import {
 import { VIRTIO_F_VERSION_1, VIRTIO_RING_F_EVENT_IDX, VIRTIO_RING_F_INDIRECT_DESC, bit } from '../../core/uapi/features.js';
 import { VIRTIO_CONFIG_S_DRIVER_OK } from '../../core/uapi/status.js';
 import type { TransportKind } from '../../emulator/board-contract.js';
-import { FUZZ_RAM_SIZE, FuzzBoard, MMIO_BASE, RAM_BASE, check, hex, writesOutside } from './fuzz-board.js';
+import { GuestView, type Desc } from '../testkit/guest-view.js';
+import { writesOutside, type Range } from '../testkit/ranges.js';
+import { FUZZ_RAM_SIZE, FuzzBoard, MMIO_BASE, RAM_BASE, check, hex } from './fuzz-board.js';
 import { expectResetState } from './mmio-registers.js';
 import { LAYOUT } from './values.js';
 
@@ -32,12 +34,7 @@ const TABLES = 8;
 const TABLE_ENTRIES = 32;
 const TABLE_BYTES = TABLE_ENTRIES * VRING_DESC_SIZE;
 
-export interface DescGen {
-  addr: number;
-  len: number;
-  flags: number;
-  next: number;
-}
+export type DescGen = Required<Desc>;
 
 export type RingStep =
   /** A well-formed chain at descriptor `first` (readable segments first), published at once. */
@@ -120,14 +117,9 @@ export const ringCase: fc.Arbitrary<RingCase> = fc
   })
   .chain((c) => fc.array(ringStep(c.num), { minLength: 1, maxLength: 40, size: 'max' }).map((steps) => ({ ...c, steps })));
 
-/** A guest-physical range. */
-interface Range {
-  addr: number;
-  len: number;
-}
-
 class RingDriver {
   readonly avail: number;
+  private readonly g: GuestView;
   private availIdx = 0;
 
   constructor(
@@ -136,20 +128,16 @@ class RingDriver {
   ) {
     // Legacy rings are contiguous: avail right after the table, used at the next 4 KiB.
     this.avail = c.transport === 'mmio' ? SPLIT_AVAIL : DESC + descTableSize(c.num);
+    this.g = new GuestView(fb.mem);
   }
 
   private u16(addr: number, v: number): void {
-    this.fb.view.setUint16(addr - RAM_BASE, v & 0xffff, true);
+    this.g.setU16(addr, v);
   }
 
   writeDesc(at: number, d: DescGen): void {
-    const v = this.fb.view;
-    const o = at - RAM_BASE;
-    v.setUint32(o, d.addr % 0x1_0000_0000, true);
-    v.setUint32(o + 4, Math.floor(d.addr / 0x1_0000_0000) >>> 0, true);
-    v.setUint32(o + 8, d.len >>> 0, true);
-    v.setUint16(o + 12, d.flags, true);
-    v.setUint16(o + 14, d.next, true);
+    // Generated addresses go up to 2^64: keep them 64-bit, as a driver would write them.
+    this.g.setDesc(at, { ...d, addr: d.addr % 2 ** 64 });
   }
 
   /** Zeroed rings, feature negotiation, queue 0 at the fixed layout, DRIVER_OK. */
@@ -223,7 +211,7 @@ class RingDriver {
         fb.write(0, REG.Status, 0);
         const before = fb.ram.slice();
         fb.run();
-        const stray = writesOutside(fb.ram, before, []);
+        const stray = writesOutside(fb.mem, before, []);
         check(stray.length === 0, `device wrote guest memory after Status=0: ${fmt(stray)}`);
         return this.init();
       }
@@ -238,12 +226,7 @@ class RingDriver {
   allowed(): Range[] {
     const { fb, c } = this;
     const out: Range[] = [{ addr: USED, len: usedRingSize(c.num) }];
-    const read = (at: number): DescGen | null => {
-      const o = at - RAM_BASE;
-      if (o < 0 || o + VRING_DESC_SIZE > fb.ram.length) return null;
-      const v = fb.view;
-      return { addr: v.getUint32(o, true) + v.getUint32(o + 4, true) * 0x1_0000_0000, len: v.getUint32(o + 8, true), flags: v.getUint16(o + 12, true), next: v.getUint16(o + 14, true) };
-    };
+    const read = (at: number): DescGen | null => (this.g.inside(at, VRING_DESC_SIZE) ? this.g.desc(at) : null);
     const visit = (d: DescGen, top: boolean): void => {
       if (d.flags & VRING_DESC_F_INDIRECT) {
         if (!top) return;
@@ -269,7 +252,7 @@ class RingDriver {
       const allowed = this.allowed();
       const before = fb.ram.slice();
       fb.board.runDeferred(1);
-      const stray = writesOutside(fb.ram, before, allowed);
+      const stray = writesOutside(fb.mem, before, allowed);
       check(stray.length === 0, `device wrote outside the buffers handed over: ${fmt(stray)}`);
     }
   }

@@ -1,7 +1,7 @@
 // What a scenario run reports: one entry per step (in the JSON document's
 // "scenario" field) and the short text summary `npm start` prints.
-import type { RunReport } from '../cli/run.js';
-import { formatDevice } from '../cli/run.js';
+import type { RunReport } from '../run/execute.js';
+import { formatDevice } from '../run/format.js';
 import type { StepKind } from './schema.js';
 
 export interface ScenarioStepReport {
@@ -22,8 +22,21 @@ export interface ScenarioReport {
   steps: ScenarioStepReport[];
 }
 
+/** A run report with the scenario's steps. */
+export interface ScenarioRunReport extends RunReport {
+  /** Step by step. */
+  scenario: ScenarioReport;
+}
+
+/** The run's report with the scenario's steps (placed before the warnings, as the JSON document shows them). */
+export function withScenario(r: RunReport, scenario: ScenarioReport): ScenarioRunReport {
+  const failed = scenario.steps.some((s) => s.result !== 'ok');
+  const { warnings, ...rest } = r;
+  return { ...rest, ok: r.ok && !failed, scenario, warnings };
+}
+
 /** The summary: the steps, the devices at the end, any warnings, the verdict. */
-export function formatScenarioText(r: RunReport): string {
+export function formatScenarioText(r: ScenarioRunReport): string {
   const s = r.scenario;
   const lines: string[] = [];
   if (s) {

@@ -5,11 +5,13 @@
 import { readFileSync } from 'node:fs';
 import { BusError } from '../../core/bus.js';
 import type { PmInjection } from '../../core/pm/dpm.js';
-import { UsageError } from '../cli/args.js';
-import { buildPlan, defaultSettings, executePlan, formatJson, probeStep, type RunPlan, type RunReport, type RunSettings, type RunStep } from '../cli/run.js';
+import { executePlan } from '../run/execute.js';
+import { formatJson } from '../run/format.js';
+import { buildPlan, defaultSettings, probeStep, type RunPlan, type RunSettings, type RunStep } from '../run/plan.js';
+import { UsageError } from '../usage-error.js';
 import type { MachineDevice } from '../../emulator/machine.js';
 import { progressBar } from './progress.js';
-import { formatScenarioText, type ScenarioReport, type ScenarioStepReport } from './report.js';
+import { formatScenarioText, withScenario, type ScenarioReport, type ScenarioRunReport, type ScenarioStepReport } from './report.js';
 import { totalCycles, type Scenario, type Step } from './schema.js';
 import { StepFailure, runStep, type ScenarioState } from './steps.js';
 import { ScenarioError, validateScenario, type ValidateOptions } from './validate.js';
@@ -108,20 +110,15 @@ function deviceName(s: Step): string | null {
 }
 
 /** Run a validated scenario on a fresh system and report (the in-process API). */
-export async function runScenario(scenario: Scenario, base: RunSettings = defaultSettings()): Promise<RunReport> {
+export async function runScenario(scenario: Scenario, base: RunSettings = defaultSettings()): Promise<ScenarioRunReport> {
   const { plan, report } = scenarioPlan(scenario, base);
-  let r: RunReport;
   try {
-    r = await executePlan(plan);
+    return withScenario(await executePlan(plan), report());
   } catch (err) {
     // executePlan only throws when the machine cannot start.
     if (err instanceof Error) err.message = `cannot start the machine: ${err.message}`;
     throw err;
   }
-  r.scenario = report();
-  const failed = r.scenario.steps.some((s) => s.result !== 'ok');
-  if (failed) r.ok = false;
-  return r;
 }
 
 /** The CLI path: settings from `run --scenario FILE [--json]`. */
@@ -129,7 +126,7 @@ export async function runScenarioCommand(settings: RunSettings): Promise<number>
   const scenario = loadScenario(settings.scenario!, { json: settings.json });
   const progress = progressBar(totalCycles(scenario), { json: settings.json });
   if (progress) settings.onCycle = (done, total) => progress.update(done, total);
-  let r: RunReport;
+  let r: ScenarioRunReport;
   try {
     r = await runScenario(scenario, settings);
   } finally {

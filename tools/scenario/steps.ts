@@ -11,7 +11,7 @@ import { SECTOR_SIZE } from '../../core/uapi/blk.js';
 import { errnoName } from '../../core/uapi/errno.js';
 import { statusString } from '../../core/uapi/status.js';
 import { VIRTIO_NOIRQ_ENTERED, VIRTIO_NOIRQ_NONE, VIRTIO_NOIRQ_RESTORED, type VirtioDevice } from '../../core/virtio.js';
-import { exerciseAll, phaseRecord, type PmCycleReport, type RunContext } from '../cli/run.js';
+import { exerciseAll, phaseRecord, type PmCycleReport, type RunContext } from '../run/plan.js';
 import { BlkShadow, blkData, describeData, firstDifference } from './blk-data.js';
 import type { DeviceRef, NoirqStateName, PmExpect, Step } from './schema.js';
 

@@ -18,7 +18,7 @@ import {
   VIRTIO_CONFIG_S_NEEDS_RESET,
   VIRTIO_CONFIG_S_SUSPEND,
 } from '../../core/uapi/status.js';
-import { UsageError } from '../cli/args.js';
+import { UsageError } from '../usage-error.js';
 import { deviceTypes } from '../../emulator/devices/catalog.js';
 import type { BusKind } from '../../emulator/machine.js';
 import type { DeviceOptionValue, TransportKind } from '../../emulator/board-contract.js';

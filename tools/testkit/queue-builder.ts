@@ -7,6 +7,7 @@
 // ring in a few lines. It never calls device code: the device sees only what
 // a guest could have written.
 import type { GuestMemory } from '../../core/bus.js';
+import { GuestView, type Desc } from './guest-view.js';
 import { REG } from '../../core/uapi/mmio.js';
 import {
   VRING_DESC_F_INDIRECT,
@@ -25,20 +26,14 @@ export const NEXT = VRING_DESC_F_NEXT;
 export const WRITE = VRING_DESC_F_WRITE;
 export const INDIRECT = VRING_DESC_F_INDIRECT;
 
+export { GuestView, type Desc };
+
 /** Byte written into device-writable buffers when they are handed over, to see what the device wrote. */
 export const POISON = 0xee;
 
 /** Where guest RAM for rings and buffers comes from (raw-driver's Alloc fits). */
 export interface RamAllocator {
   take(len: number, align?: number): number;
-}
-
-/** One descriptor as the driver writes it. */
-export interface Desc {
-  addr: number;
-  len: number;
-  flags?: number;
-  next?: number;
 }
 
 /** A buffer of a chain: device-readable (bytes or a length, filled with a pattern) or device-writable. */
@@ -76,34 +71,6 @@ export interface RingLayout {
 /** The register writes of a driver: raw-driver's RawDriver fits. */
 export interface RegWriter {
   write(offset: number, value: number): void;
-}
-
-/** Little-endian helpers over guest-physical addresses. */
-export class GuestView {
-  constructor(readonly mem: GuestMemory) {}
-  private off(addr: number, len: number): number {
-    const o = addr - this.mem.base;
-    if (!Number.isSafeInteger(o) || o < 0 || o + len > this.mem.size) {
-      throw new RangeError(`test bug: 0x${addr.toString(16)}+${len} is outside guest RAM`);
-    }
-    return o;
-  }
-  u16(addr: number): number {
-    return this.mem.view.getUint16(this.off(addr, 2), true);
-  }
-  setU16(addr: number, v: number): void {
-    this.mem.view.setUint16(this.off(addr, 2), v & 0xffff, true);
-  }
-  u32(addr: number): number {
-    return this.mem.view.getUint32(this.off(addr, 4), true);
-  }
-  setU32(addr: number, v: number): void {
-    this.mem.view.setUint32(this.off(addr, 4), v >>> 0, true);
-  }
-  bytes(addr: number, len: number): Uint8Array {
-    const o = this.off(addr, len);
-    return this.mem.u8.subarray(o, o + len);
-  }
 }
 
 export class QueueBuilder {
@@ -171,22 +138,11 @@ export class QueueBuilder {
   // ---- descriptors ----
 
   writeDesc(i: number, d: Desc, table = this.desc): void {
-    const at = table + VRING_DESC_SIZE * i;
-    this.g.setU32(at, d.addr % 0x1_0000_0000);
-    this.g.setU32(at + 4, Math.floor(d.addr / 0x1_0000_0000));
-    this.g.setU32(at + 8, d.len);
-    this.g.setU16(at + 12, d.flags ?? 0);
-    this.g.setU16(at + 14, d.next ?? 0);
+    this.g.setDesc(table + VRING_DESC_SIZE * i, d);
   }
 
   readDesc(i: number, table = this.desc): Required<Desc> {
-    const at = table + VRING_DESC_SIZE * i;
-    return {
-      addr: this.g.u32(at) + this.g.u32(at + 4) * 0x1_0000_0000,
-      len: this.g.u32(at + 8),
-      flags: this.g.u16(at + 12),
-      next: this.g.u16(at + 14),
-    };
+    return this.g.desc(table + VRING_DESC_SIZE * i);
   }
 
   /** Allocate an indirect table in guest RAM holding `descs`; returns its address. */
@@ -407,47 +363,5 @@ export class QueueBuilder {
 export function pattern(n: number, seed = 0x31): Uint8Array {
   const out = new Uint8Array(n);
   for (let i = 0; i < n; i++) out[i] = (seed + i * 7) & 0xff || 1;
-  return out;
-}
-
-// ---- RAM snapshots: nothing outside what the driver handed over is written ----
-
-export interface Range {
-  addr: number;
-  len: number;
-}
-
-export function snapshot(mem: GuestMemory): Uint8Array {
-  return mem.u8.slice(0, mem.size);
-}
-
-/** Guest-physical ranges whose bytes differ from the snapshot. */
-export function changedRanges(mem: GuestMemory, before: Uint8Array): Range[] {
-  const out: Range[] = [];
-  const now = mem.u8;
-  let start = -1;
-  for (let i = 0; i <= before.length; i++) {
-    const diff = i < before.length && now[i] !== before[i];
-    if (diff && start < 0) start = i;
-    else if (!diff && start >= 0) {
-      out.push({ addr: mem.base + start, len: i - start });
-      start = -1;
-    }
-  }
-  return out;
-}
-
-/** Changed ranges not covered by any allowed range. */
-export function writesOutside(mem: GuestMemory, before: Uint8Array, allowed: Range[]): Range[] {
-  const inside = (a: number): boolean => allowed.some((r) => a >= r.addr && a < r.addr + r.len);
-  const out: Range[] = [];
-  for (const r of changedRanges(mem, before)) {
-    for (let a = r.addr; a < r.addr + r.len; a++) {
-      if (inside(a)) continue;
-      const last = out[out.length - 1];
-      if (last && last.addr + last.len === a) last.len++;
-      else out.push({ addr: a, len: 1 });
-    }
-  }
   return out;
 }

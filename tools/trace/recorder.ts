@@ -24,7 +24,7 @@ import type { Machine } from '../../emulator/machine.js';
 import type { SystemOptions } from '../system.js';
 import type { HeaderRecord, IrqEvent, IrqRecord, PmRecord, TraceDevice, TraceMachine } from './records.js';
 import { TRACE_VERSION } from './records.js';
-import { TracingBus } from './tracing-bus.js';
+import { TracingBus, type TraceSink } from './tracing-bus.js';
 import { DEFAULT_BATCH, TraceWriter } from './writer.js';
 
 /** What the recorder reads of the interrupt controller to see device-side raises and lowers. */
@@ -56,7 +56,7 @@ function isIrqObserver(x: unknown): x is IrqObserver {
   return typeof o?.raiseCount === 'function' && typeof o.level === 'function';
 }
 
-export class TraceRecorder {
+export class TraceRecorder implements TraceSink {
   private readonly writer: TraceWriter;
   private readonly t0 = performance.now();
   private header: HeaderRecord | null = null;

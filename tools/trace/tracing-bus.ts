@@ -5,7 +5,17 @@
 // image must neither save them nor roll the recorder back on restore.
 import type { AccessWidth, Bus, GuestMemory, IrqChip, IrqHandler, IrqReturn } from '../../core/bus.js';
 import { keepOutOfImage } from '../../core/kernel.js';
-import type { TraceRecorder } from './recorder.js';
+import type { IrqEvent } from './records.js';
+
+/** Where the tracing bus reports what happened (the trace recorder). */
+export interface TraceSink {
+  /** A completed (or failed, with the error's code) register access. */
+  access(addr: number, width: AccessWidth, dir: 'r' | 'w', value: number, error?: string): void;
+  /** An interrupt event the kernel side caused or saw. */
+  irq(event: IrqEvent, line: number): void;
+  /** Catch up with what the device side did since the last call. */
+  sync(): void;
+}
 
 function errorCode(err: unknown): string {
   const code = (err as { code?: unknown } | null)?.code;
@@ -18,7 +28,7 @@ export class TracingBus implements Bus {
 
   constructor(
     private readonly inner: Bus,
-    private readonly rec: TraceRecorder,
+    private readonly rec: TraceSink,
   ) {
     this.mem = inner.mem;
     this.irq = keepOutOfImage(new TracingIrqChip(inner.irq, rec));
@@ -55,7 +65,7 @@ class TracingIrqChip implements IrqChip {
 
   constructor(
     private readonly inner: IrqChip,
-    private readonly rec: TraceRecorder,
+    private readonly rec: TraceSink,
   ) {
     this.lines = inner.lines;
   }

@@ -3,7 +3,8 @@
 // postMessage round trip (the design a naive implementation would use).
 import { Worker } from 'node:worker_threads';
 import { MAGIC_VALUE, REG } from '../../../core/uapi/mmio.js';
-import { MB, SPIN_CHECK_MASK, SPIN_MS, createMailbox } from '../../../emulator/bus/mailbox.js';
+import { MB, createMailbox } from '../../../emulator/bus/mailbox.js';
+import { DRIVER_SPIN_MS, spinWhile } from '../../../emulator/bus/spin.js';
 import { createIrqState } from '../../../emulator/irq/controller.js';
 import { boardModuleUrl, buildBoardConfig, type BusKind, type MachineOptions } from '../../../emulator/machine.js';
 import type { BenchCase, BenchContext, BenchInstance } from '../case.js';
@@ -25,15 +26,12 @@ async function pingpong(): Promise<BenchInstance> {
         seq = (seq + 1) | 0;
         Atomics.store(mb, MB.REQ, seq);
         if (Atomics.load(mb, MB.WORKER_SLEEPING) !== 0) Atomics.notify(mb, MB.REQ, 1);
-        // Same shape as MailboxBus: spin, check the clock every so often, then block.
-        let end = 0;
-        for (let k = 1; Atomics.load(mb, MB.RESP) !== seq; k++) {
-          if ((k & SPIN_CHECK_MASK) !== 0) continue;
-          const now = performance.now();
-          if (end === 0) end = now + SPIN_MS;
-          else if (now >= end) {
+        // Same shape as MailboxBus: spin, then block until the answer.
+        const prev = (seq - 1) | 0;
+        if (spinWhile(mb, MB.RESP, prev, DRIVER_SPIN_MS) === prev) {
+          while (Atomics.load(mb, MB.RESP) !== seq) {
             Atomics.store(mb, MB.DRIVER_SLEEPING, 1);
-            Atomics.wait(mb, MB.RESP, (seq - 1) | 0, 20);
+            Atomics.wait(mb, MB.RESP, prev, 20);
             Atomics.store(mb, MB.DRIVER_SLEEPING, 0);
           }
         }

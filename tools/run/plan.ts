@@ -1,0 +1,166 @@
+// The run engine's plan: what a run is asked to do (RunSettings), the steps
+// it takes against one system (probe, I/O, PM cycles) and the context they
+// share. `virtio-emu run` builds a plan from its options, a scenario file
+// from its steps; both execute it with executePlan().
+import { driverForDeviceId } from '../../core/drivers/index.js';
+import type { PmCallRecord, PmInjection } from '../../core/pm/dpm.js';
+import type { PmTransition } from '../../core/pm/system.js';
+import { errnoName } from '../../core/uapi/errno.js';
+import { deviceName } from '../../core/uapi/ids.js';
+import type { VirtioBus, VirtioDevice } from '../../core/virtio.js';
+import type { TransportKind } from '../../emulator/board-contract.js';
+import type { BusKind, Machine, MachineDevice } from '../../emulator/machine.js';
+import type { PowerModel, SystemOptions, VirtioSystem } from '../system.js';
+
+export interface RunSettings {
+  devices: MachineDevice[];
+  /** Transport for devices that do not name one. */
+  transport: TransportKind;
+  json: boolean;
+  bus: BusKind;
+  /** Bytes of I/O per device (rng: bytes read). */
+  ioBytes: number;
+  /** System sleep to cycle through after the first I/O, if any. */
+  pm: 'suspend' | 'hibernate' | null;
+  cycles: number;
+  /** Device power across sleep (default: retain for suspend, fresh for hibernate). */
+  power: PowerModel | null;
+  /** PM callbacks made to fail. */
+  fails: PmInjection[];
+  /** Progress of long runs (cycle done of total). */
+  onCycle?: (cycle: number, total: number) => void;
+  /** A scenario file to run instead of the options' plan. */
+  scenario?: string;
+  /** Record register accesses, interrupts and PM callbacks to this file. */
+  trace?: string;
+}
+
+export function defaultSettings(): RunSettings {
+  return { devices: [], transport: 'mmio', json: false, bus: 'worker', ioBytes: 4096, pm: null, cycles: 1, power: null, fails: [] };
+}
+
+/** One device as the run sees it. */
+export interface RunDevice {
+  slot: number;
+  vdev: VirtioDevice;
+  transport: string;
+}
+
+/** One sleep/wake cycle in the report. */
+export interface PmCycleReport {
+  kind: 'suspend' | 'hibernate';
+  cycle: number;
+  /** 0 or the errno name of the step that aborted the transition. */
+  result: string;
+  failedStep?: string;
+  power: PowerModel;
+  phases: { phase: string; slot: number | null; result: string; kernel?: 'boot' }[];
+  /** Every device did its I/O again after this cycle. */
+  devicesOk: boolean;
+}
+
+export interface RunContext {
+  readonly settings: RunSettings;
+  readonly sys: VirtioSystem;
+  readonly machine: Machine;
+  /** The modelled kernel's virtio bus, with every driver registered. */
+  readonly virtioBus: VirtioBus;
+  devices: RunDevice[];
+  readonly pm: PmCycleReport[];
+  /** One line per problem; any entry makes the run fail. */
+  readonly errors: string[];
+}
+
+export interface RunStep {
+  name: string;
+  run(ctx: RunContext): void | Promise<void>;
+}
+
+export interface RunPlan {
+  settings: RunSettings;
+  machine: SystemOptions;
+  steps: RunStep[];
+}
+
+/** The kernel scanned every transport at boot; drivers bound as devices registered. */
+export const probeStep: RunStep = {
+  name: 'probe',
+  run(ctx) {
+    for (const e of ctx.sys.kernel.errors) ctx.errors.push(`slot ${e.slot}: probe failed: ${e.message}`);
+    for (const d of ctx.sys.devices) ctx.devices.push({ slot: d.slot, vdev: d.vdev, transport: d.transport });
+    for (const { slot, vdev } of ctx.devices) {
+      if (!vdev.driver) {
+        const why = vdev.probeResult ? `probe failed with ${errnoName(vdev.probeResult)}` : 'no matching driver';
+        ctx.errors.push(`slot ${slot}: ${vdev.name} (${deviceName(vdev.id.device)}) not bound: ${why}`);
+      }
+    }
+    const want = ctx.settings.devices.length;
+    if (ctx.devices.length !== want) ctx.errors.push(`expected ${want} device(s), found ${ctx.devices.length}`);
+  },
+};
+
+/** Run each bound device's default I/O; returns the problems found. */
+export function exerciseAll(ctx: RunContext): string[] {
+  const failures: string[] = [];
+  for (const { vdev } of ctx.devices) {
+    if (!vdev.driver) continue;
+    const entry = driverForDeviceId(vdev.id.device);
+    if (!entry) continue;
+    failures.push(...entry.exercise(vdev, { bytes: ctx.settings.ioBytes }).failures);
+  }
+  return failures;
+}
+
+/** The default I/O of each bound device's driver. */
+export const ioStep: RunStep = {
+  name: 'io',
+  run(ctx) {
+    ctx.errors.push(...exerciseAll(ctx));
+  },
+};
+
+export function phaseRecord(r: PmCallRecord): PmCycleReport['phases'][number] {
+  return { phase: r.phase, slot: r.slot ?? null, result: errnoName(r.result), ...(r.kernel ? { kernel: r.kernel } : {}) };
+}
+
+/** Sleep and wake `cycles` times; every device must do its I/O again after each. */
+export function pmStep(kind: 'suspend' | 'hibernate', cycles: number, power: PowerModel, fails: PmInjection[]): RunStep {
+  return {
+    name: `pm ${kind}`,
+    run(ctx) {
+      for (const f of fails) ctx.sys.injectPmFailure(f);
+      for (let cycle = 1; cycle <= cycles; cycle++) {
+        const t: PmTransition = kind === 'suspend' ? ctx.sys.suspend({ power }) : ctx.sys.hibernate({ power });
+        const failures = exerciseAll(ctx);
+        ctx.errors.push(...failures.map((f) => `${kind} cycle ${cycle}: ${f}`));
+        ctx.pm.push({
+          kind,
+          cycle,
+          result: errnoName(t.result),
+          ...(t.failedStep ? { failedStep: t.failedStep } : {}),
+          power,
+          phases: t.records.map(phaseRecord),
+          devicesOk: failures.length === 0,
+        });
+        ctx.settings.onCycle?.(cycle, cycles);
+      }
+      for (const f of fails) {
+        const fired = ctx.pm.some((c) => c.phases.some((p) => p.phase === f.phase && p.slot === f.device));
+        if (!fired) ctx.errors.push(`--fail ${f.phase}:${f.device}: no such callback ran in a ${kind} cycle`);
+      }
+    },
+  };
+}
+
+export function buildPlan(settings: RunSettings): RunPlan {
+  const machine: SystemOptions = {
+    devices: settings.devices,
+    bus: settings.bus,
+  };
+  const steps = [probeStep, ioStep];
+  if (settings.pm) {
+    const power = settings.power ?? (settings.pm === 'suspend' ? 'retain' : 'fresh');
+    steps.push(pmStep(settings.pm, settings.cycles, power, settings.fails));
+  }
+  return { settings, machine, steps };
+}
