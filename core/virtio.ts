@@ -18,14 +18,14 @@ import {
   VIRTIO_CONFIG_S_FAILED,
   VIRTIO_CONFIG_S_FEATURES_OK,
 } from './uapi/status.js';
-import { devErr, devWarn, kernel, keepOutOfImage, type KernelMessage, type KernelWarning, type LogTarget } from './kernel.js';
+import { devErr, devWarn, kernel } from './kernel.js';
 import {
   VIRTIO_DEV_ANY_ID,
   VIRTIO_NOIRQ_ENTERED,
   VIRTIO_NOIRQ_NONE,
   VIRTIO_NOIRQ_RESTORED,
-  VirtioBus,
-  VirtioDevice,
+  type VirtioBus,
+  type VirtioDevice,
   virtioBus,
   type VirtioDeviceId,
   type VirtioDriver,

@@ -326,7 +326,7 @@ function typeOf(op: BlkOp): number {
 }
 
 /** Data bytes an I/O moves, or -EINVAL for an I/O that cannot be expressed as one request. */
-function dataLenOf(vblk: VirtioBlk, io: BlkIo): number {
+function dataLenOf(io: BlkIo): number {
   switch (io.op) {
     case 'read': {
       const count = io.count ?? 0;
@@ -360,7 +360,7 @@ export function virtblkSubmit(vdev: VirtioDevice, io: BlkIo, opts: { kick?: bool
   const tags = vblk.tags;
   if (vq.isBroken()) return -EIO;
 
-  const dataLen = dataLenOf(vblk, io);
+  const dataLen = dataLenOf(io);
   if (dataLen < 0) return dataLen;
   const sector = io.op === 'read' || io.op === 'write' ? (io.sector ?? 0) : 0;
   if (!Number.isSafeInteger(sector) || sector < 0) return -EINVAL;

@@ -155,7 +155,7 @@ export class DpmCore<D = unknown> {
   }
 
   /** dpm_prepare(): in list order. */
-  dpmPrepare(state: PmMessage): number {
+  dpmPrepare(_state: PmMessage): number {
     let error = 0;
     while (this.dpmList.length) {
       const dev = this.dpmList[0]!;
@@ -238,7 +238,7 @@ export class DpmCore<D = unknown> {
   }
 
   /** dpm_complete(): reverse order, then back on dpm_list. */
-  dpmComplete(state: PmMessage): void {
+  dpmComplete(_state: PmMessage): void {
     const list: PmDevice<D>[] = [];
     while (this.preparedList.length) {
       const dev = this.preparedList.pop()!;

@@ -60,6 +60,27 @@ export function isPmCallbackName(s: string): s is PmCallbackName {
 /** struct dev_pm_ops: each callback returns 0 or -errno. */
 export type DevPmOps<D> = Partial<Record<PmCallbackName, (dev: D) => number>>;
 
+type PmCallback<D> = (dev: D) => number;
+type SleepOps<D> = Record<'suspend' | 'resume' | 'freeze' | 'thaw' | 'poweroff' | 'restore', PmCallback<D>>;
+type NoirqSleepOps<D> = Record<'suspend_noirq' | 'resume_noirq' | 'freeze_noirq' | 'thaw_noirq' | 'poweroff_noirq' | 'restore_noirq', PmCallback<D>>;
+
+/** SET_SYSTEM_SLEEP_PM_OPS(suspend, resume): suspend, freeze and poweroff map to the first, resume, thaw and restore to the second. */
+export function setSystemSleepPmOps<D>(suspend: PmCallback<D>, resume: PmCallback<D>): SleepOps<D> {
+  return { suspend, resume, freeze: suspend, thaw: resume, poweroff: suspend, restore: resume };
+}
+
+/** SET_NOIRQ_SYSTEM_SLEEP_PM_OPS(suspend, resume): the same mapping for the *_noirq callbacks. */
+export function setNoirqSystemSleepPmOps<D>(suspend: PmCallback<D>, resume: PmCallback<D>): NoirqSleepOps<D> {
+  return {
+    suspend_noirq: suspend,
+    resume_noirq: resume,
+    freeze_noirq: suspend,
+    thaw_noirq: resume,
+    poweroff_noirq: suspend,
+    restore_noirq: resume,
+  };
+}
+
 /** pm_op(): the normal-phase callback for a message. */
 export function pmOp(state: PmMessage): PmCallbackName | null {
   switch (state.event) {

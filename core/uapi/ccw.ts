@@ -140,6 +140,12 @@ export const CSS_REG = {
   Notify: 0x30,
 } as const;
 
+/** Condition codes of SSCH and TSCH (the low bits of the CSS Status register). */
+export const CC_OK = 0;
+export const CC_STATUS_PENDING = 1;
+export const CC_BUSY = 2;
+export const CC_NOT_OPERATIONAL = 3;
+
 export const CSS_STATUS_CC_MASK = 0x3;
 export const CSS_STATUS_PENDING = 0x100;
 /** A start function is in progress: the channel program is executing. */

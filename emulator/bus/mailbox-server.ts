@@ -93,7 +93,7 @@ export class MailboxServer {
       // Blocks until a request, a close, or the next device timer.
       const t = board.nextTimerMs();
       this.stats.sleeps++;
-      Atomics.wait(mb, MB.REQ, last, t > 0 ? t : 0);
+      Atomics.wait(mb, MB.REQ, last, Math.max(t , 0));
       Atomics.store(mb, MB.WORKER_SLEEPING, 0);
     }
   }

@@ -7,6 +7,10 @@
 // Nothing here throws: bad accesses read 0 / are ignored and are counted.
 import type { AccessWidth } from '../../core/bus.js';
 import {
+  CC_BUSY,
+  CC_NOT_OPERATIONAL,
+  CC_OK,
+  CC_STATUS_PENDING,
   CSS_REG,
   CSS_STATUS_ACTIVE,
   CSS_STATUS_ALERT,
@@ -25,12 +29,6 @@ export interface SubchannelEnv {
   irq: IrqLines;
   scheduler: Scheduler;
 }
-
-/** Condition codes of SSCH/TSCH. */
-const CC_OK = 0;
-const CC_STATUS_PENDING = 1;
-const CC_BUSY = 2;
-const CC_NOT_OPERATIONAL = 3;
 
 export class Subchannel {
   private orbLo = 0;

@@ -4,12 +4,20 @@
 // interrupt lines or the transport that exposes it (virtio-mmio, legacy
 // virtio-mmio, later virtio-ccw). The device core (emulator/virtio/) owns
 // status, feature negotiation, the rings and every bounds check.
+import { VIRTIO_F_RING_RESET, VIRTIO_F_VERSION_1, VIRTIO_RING_F_EVENT_IDX, VIRTIO_RING_F_INDIRECT_DESC, bit } from '../../core/uapi/features.js';
 import type { DeviceOptionValue } from '../board-contract.js';
 import type { Chain } from '../vring/chain.js';
 
 export type { Chain };
 
 export type ConfigWidth = 1 | 2 | 4;
+
+/**
+ * The device-independent features every model offers: VERSION_1 and the
+ * ring features the device core implements for any device (indirect
+ * descriptors, EVENT_IDX suppression, per-queue reset).
+ */
+export const RING_FEATURES = bit(VIRTIO_F_VERSION_1) | bit(VIRTIO_RING_F_INDIRECT_DESC) | bit(VIRTIO_RING_F_EVENT_IDX) | bit(VIRTIO_F_RING_RESET);
 
 /** What a model may do to its device. One long-lived context per device instance. */
 export interface DeviceContext {
@@ -56,11 +64,15 @@ export interface DeviceModel {
   readonly queueNumMax: readonly number[];
   /** Bytes of device-specific config space (≤ 0x100 for virtio-mmio). */
   readonly configSize: number;
-  /** Config read; offset + width ≤ configSize is guaranteed by the transport. */
-  readConfig(offset: number, width: ConfigWidth): number;
-  writeConfig(offset: number, width: ConfigWidth, value: number): void;
-  /** Device reset: forget held chains and device state. Queues and timers are reset by the core. */
-  reset(): void;
+  /** Config read; offset + width ≤ configSize is guaranteed by the transport. Required when configSize > 0. */
+  readConfig?(offset: number, width: ConfigWidth): number;
+  /** Config write; absent: the config space is read-only and writes are ignored. */
+  writeConfig?(offset: number, width: ConfigWidth, value: number): void;
+  /**
+   * Device reset: forget held chains and device state. Queues and timers are
+   * reset by the core; absent: the model holds nothing across requests.
+   */
+  reset?(): void;
   /** Available-buffer notification (or a deferred continuation) for `queue`. */
   handleQueue(ctx: DeviceContext, queue: number): void;
   /** Extra acceptance check at FEATURES_OK (e.g. feature dependencies); default accepts. */
@@ -92,3 +104,12 @@ export interface DeviceHost {
 
 /** Creates a fresh model instance from the device spec's options. */
 export type DeviceFactory = (options: DeviceOptions, host: DeviceHost) => DeviceModel;
+
+/**
+ * The queue handler of a request/response device: serve every available
+ * chain of `queue` at once; `serve` returns the bytes written (the used
+ * length).
+ */
+export function serveQueue(ctx: DeviceContext, queue: number, serve: (chain: Chain) => number): void {
+  for (let chain = ctx.pop(queue); chain; chain = ctx.pop(queue)) ctx.pushUsed(chain, serve(chain));
+}

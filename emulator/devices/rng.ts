@@ -2,9 +2,8 @@
 // buffer is filled with random bytes and returned with used len = bytes
 // written. Readable descriptors carry nothing for this device and are ignored.
 import { randomFillSync } from 'node:crypto';
-import { VIRTIO_F_RING_RESET, VIRTIO_F_VERSION_1, VIRTIO_RING_F_EVENT_IDX, VIRTIO_RING_F_INDIRECT_DESC, bit } from '../../core/uapi/features.js';
+import { RING_FEATURES, serveQueue, type Chain, type DeviceContext, type DeviceModel, type DeviceOptions } from './device.js';
 import { VIRTIO_ID_RNG } from '../../core/uapi/ids.js';
-import type { ConfigWidth, DeviceContext, DeviceModel, DeviceOptions } from './device.js';
 
 /** Cap per request, independent of the buffer sizes the guest posts (BI-09). */
 export const RNG_DEFAULT_MAX_REQUEST = 64 * 1024;
@@ -60,8 +59,7 @@ const entropy = new EntropyPool();
 export class RngDevice implements DeviceModel {
   readonly deviceId = VIRTIO_ID_RNG;
   readonly name = 'rng';
-  readonly features =
-    bit(VIRTIO_F_VERSION_1) | bit(VIRTIO_RING_F_INDIRECT_DESC) | bit(VIRTIO_RING_F_EVENT_IDX) | bit(VIRTIO_F_RING_RESET);
+  readonly features = RING_FEATURES;
   readonly queueNumMax: readonly number[];
   readonly configSize = 0;
   private readonly maxRequest: number;
@@ -72,18 +70,11 @@ export class RngDevice implements DeviceModel {
     this.maxRequest = opts.maxRequestBytes ?? RNG_DEFAULT_MAX_REQUEST;
   }
 
-  readConfig(_offset: number, _width: ConfigWidth): number {
-    return 0;
-  }
-  writeConfig(_offset: number, _width: ConfigWidth, _value: number): void {}
-  reset(): void {}
-
   handleQueue(ctx: DeviceContext, queue: number): void {
-    for (let chain = ctx.pop(queue); chain; chain = ctx.pop(queue)) {
-      const n = chain.fillWritable(this.maxRequest, this.fill);
-      ctx.pushUsed(chain, n);
-    }
+    serveQueue(ctx, queue, this.serve);
   }
+
+  private readonly serve = (chain: Chain): number => chain.fillWritable(this.maxRequest, this.fill);
 }
 
 function positiveInt(options: DeviceOptions, name: string): number | undefined {

@@ -19,7 +19,6 @@
 //   reading out of le64 range     → EIO
 // The response is written up to its size (or what fits, on error) and the
 // used len is the bytes written. Malformed requests never throw.
-import { VIRTIO_F_RING_RESET, VIRTIO_F_VERSION_1, VIRTIO_RING_F_EVENT_IDX, VIRTIO_RING_F_INDIRECT_DESC, bit } from '../../core/uapi/features.js';
 import { VIRTIO_ID_CLOCK } from '../../core/uapi/ids.js';
 import {
   VIRTIO_RTC_CLOCK_UTC,
@@ -43,7 +42,7 @@ import {
   VIRTIO_RTC_SMEAR_UNSPECIFIED,
 } from '../../core/uapi/rtc.js';
 import type { DeviceOptionValue } from '../board-contract.js';
-import type { Chain, ConfigWidth, DeviceContext, DeviceModel, DeviceOptions } from './device.js';
+import { RING_FEATURES, serveQueue, type Chain, type DeviceContext, type DeviceModel, type DeviceOptions } from './device.js';
 
 export const RTC_DEFAULT_QUEUE_SIZE = 64;
 /** The largest request and response this device understands. */
@@ -71,8 +70,7 @@ export interface RtcOptions {
 export class RtcDevice implements DeviceModel {
   readonly deviceId = VIRTIO_ID_CLOCK;
   readonly name = 'rtc';
-  readonly features =
-    bit(VIRTIO_F_VERSION_1) | bit(VIRTIO_RING_F_INDIRECT_DESC) | bit(VIRTIO_RING_F_EVENT_IDX) | bit(VIRTIO_F_RING_RESET);
+  readonly features = RING_FEATURES;
   readonly queueNumMax: readonly number[];
   /** "None currently defined." */
   readonly configSize = 0;
@@ -89,18 +87,12 @@ export class RtcDevice implements DeviceModel {
     this.clocks = [{ type: VIRTIO_RTC_CLOCK_UTC, read: () => now() + opts.offsetNs }];
   }
 
-  readConfig(_offset: number, _width: ConfigWidth): number {
-    return 0;
-  }
-  writeConfig(_offset: number, _width: ConfigWidth, _value: number): void {}
-  reset(): void {}
-
   handleQueue(ctx: DeviceContext, queue: number): void {
-    for (let chain = ctx.pop(queue); chain; chain = ctx.pop(queue)) ctx.pushUsed(chain, this.execute(chain));
+    serveQueue(ctx, queue, this.execute);
   }
 
   /** Serve one request; returns the used length. */
-  private execute(chain: Chain): number {
+  private readonly execute = (chain: Chain): number => {
     if (chain.writableBytes === 0) return 0;
     this.req.fill(0);
     this.resp.fill(0);
@@ -108,7 +100,7 @@ export class RtcDevice implements DeviceModel {
     const { status, len } = this.respond(chain.readableBytes, chain.writableBytes);
     this.resp[VIRTIO_RTC_RESP.status] = status;
     return chain.write(this.resp.subarray(0, Math.min(len, chain.writableBytes)), 0);
-  }
+  };
 
   /** Fill this.resp (beyond the status) from this.req; returns the status and the response size. */
   private respond(readable: number, writable: number): { status: number; len: number } {

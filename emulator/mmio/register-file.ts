@@ -43,7 +43,6 @@ export class MmioRegisterFile implements MmioWindow, DriverNotifier {
   private deviceFeaturesSel = 0;
   private driverFeaturesSel = 0;
   private queueSel = 0;
-  private shmSel = 0;
   /** Legacy GuestPageSize: survives device reset (Linux writes it only at probe and restore). */
   guestPageSize = 0;
   private readonly queueAlign: number[];
@@ -73,7 +72,7 @@ export class MmioRegisterFile implements MmioWindow, DriverNotifier {
   /** Device reset (Status=0 or platform reset): synchronous, before the write returns. */
   reset(): void {
     this.core.reset();
-    this.deviceFeaturesSel = this.driverFeaturesSel = this.queueSel = this.shmSel = 0;
+    this.deviceFeaturesSel = this.driverFeaturesSel = this.queueSel = 0;
     this.queueAlign.fill(LEGACY_DEFAULT_QUEUE_ALIGN);
     this.queuePfn.fill(0);
     this.interruptStatus = 0;
@@ -216,7 +215,7 @@ export class MmioRegisterFile implements MmioWindow, DriverNotifier {
       case REG.QueueDeviceHigh:
         return this.withIdleQueue('QueueDeviceHigh', (q) => core.queues[q]!.setDevice(core.queues[q]!.deviceLo, v));
       case REG.SHMSel:
-        this.shmSel = v;
+        // No shared memory regions: SHMLen and SHMBase read all-ones for any selector.
         return;
       case REG.QueueReset:
         return this.writeQueueReset(v);

@@ -253,7 +253,7 @@ export class DeviceCore {
     for (const id of this.timers) this.opts.scheduler.clearTimer(id);
     this.timers.clear();
     for (const q of this.queues) q.reset();
-    this.guard('reset', () => this.model.reset(), undefined);
+    this.guard('reset', () => this.model.reset?.(), undefined);
   }
 
   /** Unrecoverable error: DEVICE_NEEDS_RESET, config notification if DRIVER_OK (spec 2.1.2). */
@@ -278,11 +278,11 @@ export class DeviceCore {
   // ---- config space ----
 
   readConfig(offset: number, width: ConfigWidth): number {
-    return this.guard('readConfig', () => this.model.readConfig(offset, width), 0) >>> 0;
+    return this.guard('readConfig', () => this.model.readConfig?.(offset, width) ?? 0, 0) >>> 0;
   }
 
   writeConfig(offset: number, width: ConfigWidth, value: number): void {
-    this.enter('writeConfig', () => this.model.writeConfig(offset, width, value));
+    this.enter('writeConfig', () => this.model.writeConfig?.(offset, width, value));
   }
 
   // ---- queues ----

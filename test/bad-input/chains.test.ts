@@ -13,7 +13,7 @@ import { VIRTIO_CONFIG_S_NEEDS_RESET as NEEDS_RESET } from '../../core/uapi/stat
 import { RNG_DEFAULT_MAX_REQUEST } from '../../emulator/devices/rng.js';
 import { INDIRECT, NEXT, POISON, R, W, WRITE, pattern, type QueueBuilder } from '../../tools/testkit/queue-builder.js';
 import { snapshot, writesOutside } from '../../tools/testkit/ranges.js';
-import { bringUp, expectNeedsReset, expectRecovered, kick, onBoard, onBoth, request, type Rig } from './harness.js';
+import { bringUp, expectNeedsReset, expectRecovered, kick, onBoard, onBoth, type Rig } from './harness.js';
 import { ECHO_Q, PROBE_TYPE } from './probe-device.js';
 
 const end = (rig: Rig): number => rig.mem.base + rig.mem.size;

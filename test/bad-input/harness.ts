@@ -19,9 +19,10 @@ import {
   RecordingIrq,
   makeBoard,
   type InitOptions,
-  type SlotStatsView,
+
   type TestBoard,
 } from '../helpers/raw-driver.js';
+import type { SlotStats } from '../../emulator/board.js';
 import './probe-device.js';
 
 export const DUT = 0;
@@ -54,7 +55,7 @@ export interface Rig {
   settle(): Promise<void>;
   /** Wait until cond holds (worker), or check it after settling (board). */
   until(what: string, cond: () => boolean): Promise<void>;
-  stats(slot?: number): SlotStatsView;
+  stats(slot?: number): SlotStats;
   internalErrors(): number;
   lineHigh(slot: number): boolean;
   control(req: ControlRequest): ControlResponse;
@@ -84,9 +85,9 @@ function memOf(ram: Uint8Array): GuestMemory {
   return { base: RAM_BASE, size: ram.length, u8: ram, view: new DataView(ram.buffer, ram.byteOffset, ram.length) };
 }
 
-function statsOf(res: ControlResponse, slot: number): SlotStatsView {
+function statsOf(res: ControlResponse, slot: number): SlotStats {
   if (!res.ok) throw new Error(res.error);
-  return (res.value as { slots: SlotStatsView[] }).slots[slot]!;
+  return (res.value as { slots: SlotStats[] }).slots[slot]!;
 }
 
 const RNG: DeviceSpec = { type: 'rng', transport: 'mmio' };

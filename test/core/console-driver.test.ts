@@ -77,7 +77,7 @@ describe('console details', () => {
   it('a transmit larger than a page goes out as several buffers', async () => {
     const out = sink();
     const { vdev } = await boot({ out });
-    const big = 'x'.repeat(10_000) + '\n';
+    const big = `${'x'.repeat(10_000)}\n`;
     expect(virtconsWrite(vdev, big)).toBe(big.length);
     expect(readFileSync(out, 'utf8')).toBe(big);
     expect(virtconsStats(vdev).buffersSent).toBe(3);

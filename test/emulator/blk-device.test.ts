@@ -143,7 +143,7 @@ describe('virtio-blk requests on a RAM disk', () => {
     const r = blkRequest(drv, q, { type: VIRTIO_BLK_T_GET_ID, inLen: 20 });
     expect(r.status).toBe(VIRTIO_BLK_S_OK);
     expect(r.usedLen).toBe(21);
-    expect(Buffer.from(r.data).toString('latin1')).toBe('disk-0' + '\0'.repeat(14));
+    expect(Buffer.from(r.data).toString('latin1')).toBe(`disk-0${'\0'.repeat(14)}`);
     expect(blkRequest(drv, q, { type: VIRTIO_BLK_T_GET_ID, inLen: 8 }).status).toBe(VIRTIO_BLK_S_IOERR);
   });
 });

@@ -16,7 +16,7 @@ import { EIO, ENOMEM, ETIMEDOUT } from '../../core/uapi/errno.js';
 import { MAGIC_VALUE, REG, VIRTIO_MMIO_INT_CONFIG as INT_CONFIG } from '../../core/uapi/mmio.js';
 import { VIRTIO_CONFIG_S_FAILED as FAILED, VIRTIO_CONFIG_S_NEEDS_RESET as NEEDS_RESET } from '../../core/uapi/status.js';
 import { VirtioBus, registerVirtioDriver } from '../../core/virtio.js';
-import { MailboxBus } from '../../emulator/bus/mailbox-driver.js';
+import type { MailboxBus } from '../../emulator/bus/mailbox-driver.js';
 import { Machine, type MachineOptions } from '../../emulator/machine.js';
 import { virtioMmioPmOps, virtioMmioScan, type VirtioMmioDevice } from '../../transports/mmio/index.js';
 import { bringUp, expectRecovered, kick, workerRig } from '../bad-input/harness.js';

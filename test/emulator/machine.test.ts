@@ -63,7 +63,7 @@ describe.each(['worker', 'inthread'] as BusKind[])('%s bus', (kind) => {
     expect(m.busKind).toBe(kind);
     const base = m.slotAddr(1);
     const seen: number[] = [];
-    m.irq.request(1, (line) => {
+    m.irq.request(1, () => {
       const isr = m.bus.read(base + REG.InterruptStatus, 4);
       seen.push(isr);
       m.bus.write(base + REG.InterruptACK, 4, isr);

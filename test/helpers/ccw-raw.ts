@@ -3,6 +3,7 @@
 // guest would, with no driver-side model code involved.
 import { PLATFORM } from '../../core/bus.js';
 import { CCW1, CSS_REG, CSS_STATUS_CC_MASK, IRB, ORB } from '../../core/uapi/ccw.js';
+import type { EndingStatus } from '../../emulator/ccw/channel-program.js';
 import { RAM_BASE, type TestBoard } from './raw-driver.js';
 
 export interface RawCcw {
@@ -12,16 +13,8 @@ export interface RawCcw {
   cda: number;
 }
 
-export interface RawIrb {
-  intparm: number;
-  fctl: number;
-  stctl: number;
-  cpa: number;
-  dstat: number;
-  cstat: number;
-  count: number;
-  sense0: number;
-}
+/** The IRB as TSCH stores it: the fields of the subchannel's ending status. */
+export type RawIrb = EndingStatus;
 
 export class RawSubchannel {
   readonly base: number;

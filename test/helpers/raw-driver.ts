@@ -13,7 +13,7 @@ import {
 } from '../../core/uapi/status.js';
 import { alignUp, availRingSize, descTableSize, usedRingSize } from '../../core/uapi/ring.js';
 import { fromWords, hi32, lo32 } from '../../core/uapi/features.js';
-import { createBoard, type BoardOptions } from '../../emulator/board.js';
+import { createBoard, type BoardOptions, type BoardStats, type SlotStats } from '../../emulator/board.js';
 import type { Board, DeviceSpec, IrqLines } from '../../emulator/board-contract.js';
 
 export const RAM_BASE = PLATFORM.RAM_BASE;
@@ -269,29 +269,12 @@ export function ramBytes(tb: TestBoard, addr: number, len: number): Uint8Array {
   return tb.ram.subarray(addr - RAM_BASE, addr - RAM_BASE + len);
 }
 
-export interface SlotStatsView {
-  guestErrors: number;
-  lastGuestError: string | null;
-  notifications: number;
-  ignoredNotifications: number;
-  usedBuffers: number;
-  usedInterrupts: number;
-  configInterrupts: number;
-  ringErrors: number;
-  deviceErrors: number;
-  status: number;
-  interruptStatus: number;
-  irqRaised: number;
+export function slotStats(tb: TestBoard, slot = 0): SlotStats {
+  return boardStats(tb).slots[slot]!;
 }
 
-export function slotStats(tb: TestBoard, slot = 0): SlotStatsView {
+export function boardStats(tb: TestBoard): BoardStats {
   const res = tb.board.control({ op: 'stats' });
   if (!res.ok) throw new Error(res.error);
-  return (res.value as { slots: SlotStatsView[] }).slots[slot]!;
-}
-
-export function boardStats(tb: TestBoard): { unmapped: number; internalErrors: number } {
-  const res = tb.board.control({ op: 'stats' });
-  if (!res.ok) throw new Error(res.error);
-  return res.value as { unmapped: number; internalErrors: number };
+  return res.value as BoardStats;
 }

@@ -4,7 +4,7 @@
 // config-change gating, the interrupt ACK race, remove and re-probe, queue
 // setup errors and the noirq restore path (reset_vqs).
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { type GuestMemory } from '../../core/bus.js';
+import type { GuestMemory } from '../../core/bus.js';
 import { dmaFor } from '../../core/dma.js';
 import { kernel } from '../../core/kernel.js';
 import { virtioRngDriver, virtioRngRead } from '../../core/drivers/rng.js';
@@ -27,7 +27,7 @@ import {
 import type { Virtqueue } from '../../core/virtio-types.js';
 import { Machine, type BusKind, type MachineDevice } from '../../emulator/machine.js';
 import {
-  VirtioMmioDevice,
+  type VirtioMmioDevice,
   virtioMmioPmOps,
   virtioMmioProbe,
   virtioMmioRemove,

@@ -18,6 +18,7 @@ export interface BenchInstance {
    * operations took when the batch also does untimed work (re-arming a
    * probe); otherwise the wall time of the call is used.
    */
+  // biome-ignore lint/suspicious/noConfusingVoidType: a case's run returns nothing, or the time it measured itself
   run(n: number): void | number | Promise<void | number>;
   teardown(): void | Promise<void>;
   /** Operations per batch, for operations too slow to batch-size by doubling (a probe of 1024 devices). */

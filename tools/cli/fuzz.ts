@@ -21,7 +21,7 @@ export const command: CliCommand = {
   help: [
     '--seconds N       how long to run (default 10); the batch under way finishes',
     '--seed S          base seed (default: random); the same seed replays the same batches',
-    '--property NAME   only this property (repeatable): ' + FUZZ_TARGETS.map((t) => t.name).join(', '),
+    `--property NAME   only this property (repeatable): ${FUZZ_TARGETS.map((t) => t.name).join(', ')}`,
     '--json            print {"iterations", "failures", "counterexamples"} and no progress',
   ].join('\n'),
   options: {

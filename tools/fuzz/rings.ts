@@ -224,7 +224,7 @@ class RingDriver {
    * of any table an INDIRECT table entry names).
    */
   allowed(): Range[] {
-    const { fb, c } = this;
+    const { c } = this;
     const out: Range[] = [{ addr: USED, len: usedRingSize(c.num) }];
     const read = (at: number): DescGen | null => (this.g.inside(at, VRING_DESC_SIZE) ? this.g.desc(at) : null);
     const visit = (d: DescGen, top: boolean): void => {

@@ -6,7 +6,7 @@
 import { BusError, IRQ_HANDLED, IRQ_NONE, PLATFORM, type Bus, type IrqHandler, type IrqReturn } from '../../core/bus.js';
 import { dmaFor, type DmaAllocator } from '../../core/dma.js';
 import { devErr, type KernelMessage, type KernelWarning, type LogTarget } from '../../core/kernel.js';
-import { CSS_REG, CSS_STATUS_CC_MASK, CSS_STATUS_PENDING, IRB, ORB } from '../../core/uapi/ccw.js';
+import { CC_BUSY, CC_NOT_OPERATIONAL, CC_STATUS_PENDING, CSS_REG, CSS_STATUS_CC_MASK, CSS_STATUS_PENDING, IRB, ORB } from '../../core/uapi/ccw.js';
 import { EBUSY, EINVAL, ENODEV, ENOMEM } from '../../core/uapi/errno.js';
 
 /** struct irb, as TEST SUBCHANNEL stored it. */
@@ -33,11 +33,6 @@ export interface CcwDevId {
   cuType: number;
   cuModel: number;
 }
-
-/** Condition codes of SSCH. */
-const CC_STATUS_PENDING = 1;
-const CC_BUSY = 2;
-const CC_NOT_OPERATIONAL = 3;
 
 /**
  * cio puts its own subchannel pointer into the ORB's intparm and keeps the

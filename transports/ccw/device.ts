@@ -65,7 +65,7 @@ import {
   type VirtioDeviceId,
 } from '../../core/virtio.js';
 import type { VirtioConfigOps } from '../../core/virtio-types.js';
-import { SplitVirtqueue, vringCreateVirtqueue, vringNotificationData, vringTransportFeatures } from '../../core/virtqueue/split.js';
+import { type SplitVirtqueue, vringCreateVirtqueue, vringNotificationData, vringTransportFeatures } from '../../core/virtqueue/split.js';
 import type { Virtqueue, VirtqueueInfo, VqCallback } from '../../core/virtio-types.js';
 import type { CcwDevice, Irb } from './cio.js';
 import { ccwIoHelper, type CcwIoState } from './io.js';

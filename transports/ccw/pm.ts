@@ -8,7 +8,7 @@
 // devices take part in suspend-to-RAM too. There are no noirq callbacks:
 // every transport op waits for an I/O interrupt, which cannot arrive while
 // device interrupts are masked (noirq_safe = false).
-import type { DevPmOps } from '../../core/pm/pm.js';
+import { setSystemSleepPmOps, type DevPmOps } from '../../core/pm/pm.js';
 import { virtioDeviceFreeze, virtioDeviceRestore, type VirtioDevice } from '../../core/virtio.js';
 import { toVcDevice, virtioCcwSetTransportRev } from './device.js';
 
@@ -27,14 +27,7 @@ export function virtioCcwRestore(dev: VirtioDevice): number {
 }
 
 /** The transport's dev_pm_ops, shaped like virtioMmioPmOps but without any *_noirq entry. */
-export const virtioCcwPmOps = {
-  suspend: virtioCcwFreeze,
-  resume: virtioCcwRestore,
-  freeze: virtioCcwFreeze,
-  thaw: virtioCcwRestore,
-  poweroff: virtioCcwFreeze,
-  restore: virtioCcwRestore,
-} satisfies DevPmOps<VirtioDevice>;
+export const virtioCcwPmOps = setSystemSleepPmOps(virtioCcwFreeze, virtioCcwRestore) satisfies DevPmOps<VirtioDevice>;
 
 /** Short alias: the transport's pm ops. */
 export const pm = virtioCcwPmOps;

@@ -2,7 +2,7 @@
 // noirq pair the series adds. Legacy devices get GuestPageSize again before
 // either restore, since the device may have lost it across the sleep.
 import { PAGE_SIZE } from '../../core/dma.js';
-import type { DevPmOps } from '../../core/pm/pm.js';
+import { setNoirqSystemSleepPmOps, setSystemSleepPmOps, type DevPmOps } from '../../core/pm/pm.js';
 import { REG } from '../../core/uapi/mmio.js';
 import {
   virtioDeviceFreeze,
@@ -46,18 +46,8 @@ export function virtioMmioRestoreNoirq(dev: VirtioDevice): number {
  * poweroff map to the first, resume, thaw and restore to the second.
  */
 export const virtioMmioPmOps = {
-  suspend: virtioMmioFreeze,
-  resume: virtioMmioRestore,
-  freeze: virtioMmioFreeze,
-  thaw: virtioMmioRestore,
-  poweroff: virtioMmioFreeze,
-  restore: virtioMmioRestore,
-  suspend_noirq: virtioMmioFreezeNoirq,
-  resume_noirq: virtioMmioRestoreNoirq,
-  freeze_noirq: virtioMmioFreezeNoirq,
-  thaw_noirq: virtioMmioRestoreNoirq,
-  poweroff_noirq: virtioMmioFreezeNoirq,
-  restore_noirq: virtioMmioRestoreNoirq,
+  ...setSystemSleepPmOps(virtioMmioFreeze, virtioMmioRestore),
+  ...setNoirqSystemSleepPmOps(virtioMmioFreezeNoirq, virtioMmioRestoreNoirq),
 } satisfies DevPmOps<VirtioDevice>;
 
 /** Short alias: the transport's pm ops. */

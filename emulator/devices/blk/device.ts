@@ -38,11 +38,11 @@ import {
   VIRTIO_BLK_T_IN,
   VIRTIO_BLK_T_OUT,
 } from '../../../core/uapi/blk.js';
-import { VIRTIO_F_RING_RESET, VIRTIO_F_VERSION_1, VIRTIO_RING_F_EVENT_IDX, VIRTIO_RING_F_INDIRECT_DESC, bit } from '../../../core/uapi/features.js';
+import { bit } from '../../../core/uapi/features.js';
 import { VIRTIO_ID_BLOCK } from '../../../core/uapi/ids.js';
 import { openMedium, type BlockMedium } from './medium.js';
 import { BLK_DEFAULT_SIZE, parseBlkOptions, type BlkOptions } from './options.js';
-import type { Chain, ConfigWidth, DeviceContext, DeviceHost, DeviceModel, DeviceOptions } from '../device.js';
+import { RING_FEATURES, serveQueue, type Chain, type ConfigWidth, type DeviceContext, type DeviceHost, type DeviceModel, type DeviceOptions } from '../device.js';
 
 /** Linux rounds a smaller size_max up to its page size; keep segments at least this big. */
 const MIN_SEGMENT = 4096;
@@ -87,10 +87,7 @@ export class BlkDevice implements DeviceModel {
     c.setUint32(VIRTIO_BLK_CONFIG.blk_size, SECTOR_SIZE, true);
 
     this.features =
-      bit(VIRTIO_F_VERSION_1) |
-      bit(VIRTIO_RING_F_INDIRECT_DESC) |
-      bit(VIRTIO_RING_F_EVENT_IDX) |
-      bit(VIRTIO_F_RING_RESET) |
+      RING_FEATURES |
       bit(VIRTIO_BLK_F_SIZE_MAX) |
       bit(VIRTIO_BLK_F_SEG_MAX) |
       bit(VIRTIO_BLK_F_BLK_SIZE) |
@@ -104,18 +101,16 @@ export class BlkDevice implements DeviceModel {
     return this.config.getUint32(offset, true);
   }
 
-  /** Every field offered is read-only (writeback needs VIRTIO_BLK_F_CONFIG_WCE). */
-  writeConfig(_offset: number, _width: ConfigWidth, _value: number): void {}
-
-  /** Requests complete synchronously, so nothing is held across a reset. */
-  reset(): void {}
+  // No writeConfig: every field offered is read-only (writeback needs
+  // VIRTIO_BLK_F_CONFIG_WCE). No reset: requests complete synchronously, so
+  // nothing is held across one.
 
   handleQueue(ctx: DeviceContext, queue: number): void {
-    for (let chain = ctx.pop(queue); chain; chain = ctx.pop(queue)) ctx.pushUsed(chain, this.execute(chain));
+    serveQueue(ctx, queue, this.execute);
   }
 
   /** Serve one request; returns the used length. */
-  private execute(chain: Chain): number {
+  private readonly execute = (chain: Chain): number => {
     if (chain.writableBytes === 0) return 0;
     // Offset of the status byte, and so the device-writable data length.
     const statusAt = chain.writableBytes - 1;
@@ -175,7 +170,7 @@ export class BlkDevice implements DeviceModel {
       default:
         return complete(VIRTIO_BLK_S_UNSUPP);
     }
-  }
+  };
 
   /**
    * Byte offset of a transfer of `len` bytes at sector hi:lo, or null if the

@@ -19,11 +19,11 @@ import {
   VIRTIO_CONSOLE_RECEIVEQ,
   VIRTIO_CONSOLE_TRANSMITQ,
 } from '../../../core/uapi/console.js';
-import { VIRTIO_F_RING_RESET, VIRTIO_F_VERSION_1, VIRTIO_RING_F_EVENT_IDX, VIRTIO_RING_F_INDIRECT_DESC, bit } from '../../../core/uapi/features.js';
+import { bit } from '../../../core/uapi/features.js';
 import { VIRTIO_ID_CONSOLE } from '../../../core/uapi/ids.js';
 import type { DeviceOptionValue } from '../../board-contract.js';
 import { ConsoleBackend, type ConsoleOutput } from './backend.js';
-import type { Chain, ConfigWidth, DeviceContext, DeviceHost, DeviceModel, DeviceOptions } from '../device.js';
+import { RING_FEATURES, type Chain, type ConfigWidth, type DeviceContext, type DeviceHost, type DeviceModel, type DeviceOptions } from '../device.js';
 
 export const CONSOLE_DEFAULT_QUEUE_SIZE = 256;
 /** Bytes taken from one transmit buffer at most; the rest is dropped (BI-09). */
@@ -41,11 +41,7 @@ export class ConsoleDevice implements DeviceModel {
   readonly deviceId = VIRTIO_ID_CONSOLE;
   readonly name = 'console';
   readonly features =
-    bit(VIRTIO_F_VERSION_1) |
-    bit(VIRTIO_RING_F_INDIRECT_DESC) |
-    bit(VIRTIO_RING_F_EVENT_IDX) |
-    bit(VIRTIO_F_RING_RESET) |
-    bit(VIRTIO_CONSOLE_F_SIZE);
+    RING_FEATURES | bit(VIRTIO_CONSOLE_F_SIZE);
   readonly queueNumMax: readonly number[];
   readonly configSize = VIRTIO_CONSOLE_CONFIG_SIZE;
   /** Transmit bytes beyond CONSOLE_MAX_TRANSMIT in one buffer, dropped. */
