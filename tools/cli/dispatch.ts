@@ -1,6 +1,7 @@
 // `virtio-emu <command> [options]`: finds the command in the table, parses
 // its options strictly, and turns bad command lines into a one-line error
 // with exit status 2 (stack traces only with --debug).
+import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { commands } from './commands.js';
 import { UsageError, type CliCommand, type CliValues } from './args.js';
@@ -18,7 +19,13 @@ const stdio: CliIo = {
 function globalUsage(): string {
   const width = Math.max(...commands.map((c) => c.name.length));
   const list = commands.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`).join('\n');
-  return `usage: virtio-emu <command> [options]\n\ncommands:\n${list}\n\n'virtio-emu <command> --help' describes a command; --debug prints stack traces.\n`;
+  return `usage: virtio-emu <command> [options]\n\ncommands:\n${list}\n\n'virtio-emu <command> --help' describes a command; --debug prints stack traces; --version prints the version.\n`;
+}
+
+/** The package's version, from its package.json (dist/tools/cli/ is three levels below it). */
+export function packageVersion(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version?: unknown };
+  return typeof pkg.version === 'string' ? pkg.version : 'unknown';
 }
 
 function commandUsage(c: CliCommand): string {
@@ -39,12 +46,12 @@ export async function main(argv: string[], io: CliIo = stdio): Promise<number> {
     (name === undefined ? io.err : io.out)(globalUsage());
     return name === undefined ? 2 : 0;
   }
+  if (name === '--version' || name === '-V') {
+    io.out(`virtio-emu ${packageVersion()}\n`);
+    return 0;
+  }
   const entry = commands.find((c) => c.name === name);
   if (!entry) {
-    if (name === 'run') {
-      io.err('virtio-emu run: not implemented yet\n');
-      return 2;
-    }
     io.err(`virtio-emu: unknown command '${name}' (try --help)\n`);
     return 2;
   }

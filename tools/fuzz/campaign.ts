@@ -4,6 +4,7 @@
 // and message) is reported once with its shrunk counterexample and the seed
 // and path that replay it (fc.check(property, { seed, path })).
 import * as fc from 'fast-check';
+import type { FuzzPropertyName } from './property-names.js';
 import { deviceTypes } from '../../emulator/devices/catalog.js';
 import { ccwDevices, ccwProperty } from './ccw-programs.js';
 import { mmioRegisterProperty, registerBoardDevices } from './mmio-registers.js';
@@ -18,7 +19,7 @@ export interface OpenProperty {
 }
 
 export interface FuzzTarget {
-  name: string;
+  name: FuzzPropertyName | (string & {});
   description: string;
   /** Runs per batch: small enough that a batch takes well under a second. */
   batch: number;
