@@ -24,8 +24,8 @@ void lx_host_warn(int kind, const char *file, int line, const char *func,
 		  const char *cond, const char *msg, unsigned int len,
 		  const char *dev) LX_IMPORT("warn");
 
-void lx_host_might_sleep(const char *file, int line, const char *dev)
-	LX_IMPORT("might_sleep");
+void lx_host_might_sleep(const char *file, int line, const char *func,
+			 const char *dev) LX_IMPORT("might_sleep");
 
 /* Throws on the host: the kernel instance is dead from here on. */
 #define LX_BUG_BUG	0
@@ -51,7 +51,7 @@ void lx_host_irq_unmask(unsigned int line) LX_IMPORT("irq_unmask");
 #define LX_WAIT_TIMEOUT		1
 #define LX_WAIT_KILLED		2
 int lx_host_wait(const unsigned int *done, int mode, int timeout_ms,
-		 const char *file, int line) LX_IMPORT("wait");
+		 const char *file, int line, const char *func) LX_IMPORT("wait");
 
 void lx_host_uevent(const char *action, const char *dev, const char *env,
 		    unsigned int len) LX_IMPORT("uevent");

@@ -143,20 +143,25 @@ void lx_spin_bug(spinlock_t *lock, const char *msg, const char *file,
  * as a noirq phase); a call in atomic context is a warning here, as
  * "BUG: sleeping function called from invalid context" is in Linux.
  */
-void __might_sleep(const char *file, int line)
+void lx_might_sleep(const char *file, int line, const char *func)
 {
 	const char *dev = lx_context_name();
 
-	lx_host_might_sleep(file, line, dev);
+	lx_host_might_sleep(file, line, func, dev);
 	if (in_atomic() || irqs_disabled()) {
 		static const char msg[] =
 			"sleeping function called from invalid context";
 
-		lx_host_warn(LX_WARN_SLEEP_ATOMIC, file, line, NULL,
+		lx_host_warn(LX_WARN_SLEEP_ATOMIC, file, line, func,
 			     in_hardirq() ? "in_hardirq()" :
 			     irqs_disabled() ? "irqs_disabled()" :
 			     "in_atomic()", msg, sizeof(msg) - 1, dev);
 	}
+}
+
+void __might_sleep(const char *file, int line)
+{
+	lx_might_sleep(file, line, NULL);
 }
 
 static int sysfs_vemit(char *buf, int at, const char *fmt, va_list args)

@@ -40,42 +40,45 @@ bool completion_done(struct completion *x)
 }
 
 static int lx_wait(struct completion *x, int mode, int timeout_ms,
-		   const char *file, int line)
+		   const char *file, int line, const char *func)
 {
 	int r = LX_WAIT_DONE;
 
-	__might_sleep(file, line);
+	lx_might_sleep(file, line, func);
 	if (!READ_ONCE(x->done))
-		r = lx_host_wait(&x->done, mode, timeout_ms, file, line);
+		r = lx_host_wait(&x->done, mode, timeout_ms, file, line, func);
 	if (r == LX_WAIT_DONE && !try_wait_for_completion(x))
 		panic("wait at %s:%d returned without a completion\n",
 		      file, line);
 	return r;
 }
 
-void lx_wait_for_completion(struct completion *x, const char *file, int line)
+void lx_wait_for_completion(struct completion *x, const char *file, int line,
+			    const char *func)
 {
-	lx_wait(x, LX_WAIT_UNINTERRUPTIBLE, -1, file, line);
+	lx_wait(x, LX_WAIT_UNINTERRUPTIBLE, -1, file, line, func);
 }
 
 int lx_wait_for_completion_state(struct completion *x, int killable,
-				 const char *file, int line)
+				 const char *file, int line, const char *func)
 {
 	int mode = killable ? LX_WAIT_KILLABLE : LX_WAIT_INTERRUPTIBLE;
 
-	if (lx_wait(x, mode, -1, file, line) == LX_WAIT_KILLED)
+	if (lx_wait(x, mode, -1, file, line, func) == LX_WAIT_KILLED)
 		return -ERESTARTSYS;
 	return 0;
 }
 
 unsigned long lx_wait_for_completion_timeout(struct completion *x,
 					     unsigned long timeout,
-					     const char *file, int line)
+					     const char *file, int line,
+					     const char *func)
 {
 	int ms = timeout > INT_MAX / (1000 / LX_HZ) ? INT_MAX :
 		 (int)timeout * (1000 / LX_HZ);
 
-	if (lx_wait(x, LX_WAIT_UNINTERRUPTIBLE, ms, file, line) != LX_WAIT_DONE)
+	if (lx_wait(x, LX_WAIT_UNINTERRUPTIBLE, ms, file, line, func) !=
+	    LX_WAIT_DONE)
 		return 0;
 	/* The remaining time is not tracked: report at least one jiffy. */
 	return timeout ? timeout : 1;

@@ -34,20 +34,21 @@ bool try_wait_for_completion(struct completion *x);
 bool completion_done(struct completion *x);
 
 void lx_wait_for_completion(struct completion *x, const char *file,
-			    int line);
+			    int line, const char *func);
 int lx_wait_for_completion_state(struct completion *x, int killable,
-				 const char *file, int line);
+				 const char *file, int line, const char *func);
 unsigned long lx_wait_for_completion_timeout(struct completion *x,
 					     unsigned long timeout,
-					     const char *file, int line);
+					     const char *file, int line,
+					     const char *func);
 
 #define wait_for_completion(x) \
-	lx_wait_for_completion(x, __FILE__, __LINE__)
+	lx_wait_for_completion(x, __FILE__, __LINE__, __func__)
 #define wait_for_completion_killable(x) \
-	lx_wait_for_completion_state(x, 1, __FILE__, __LINE__)
+	lx_wait_for_completion_state(x, 1, __FILE__, __LINE__, __func__)
 #define wait_for_completion_interruptible(x) \
-	lx_wait_for_completion_state(x, 0, __FILE__, __LINE__)
+	lx_wait_for_completion_state(x, 0, __FILE__, __LINE__, __func__)
 #define wait_for_completion_timeout(x, t) \
-	lx_wait_for_completion_timeout(x, t, __FILE__, __LINE__)
+	lx_wait_for_completion_timeout(x, t, __FILE__, __LINE__, __func__)
 
 #endif /* _LINUX_COMPLETION_H */

@@ -54,7 +54,8 @@
 	do { typeof(a) __tmp = (a); (a) = (b); (b) = __tmp; } while (0)
 
 void __might_sleep(const char *file, int line);
-#define might_sleep()	__might_sleep(__FILE__, __LINE__)
+void lx_might_sleep(const char *file, int line, const char *func);
+#define might_sleep()	lx_might_sleep(__FILE__, __LINE__, __func__)
 
 __printf(3, 4) void __noreturn lx_panic(const char *file, int line,
 					const char *fmt, ...);
