@@ -185,6 +185,8 @@ export class LinuxKernel {
   private ex!: LinuxExports;
   private death: unknown = null;
   private readonly lineHandlers = new Map<number, IrqHandler>();
+  /** The hw_random core's leftover rng_buffer bytes, per slot. */
+  private readonly rngLeft = new Map<number, Uint8Array>();
 
   private constructor(
     readonly bus: Bus,
@@ -311,8 +313,10 @@ export class LinuxKernel {
         if (n < 0) throw new LinuxCallError(`sysfs ${attr} of slot ${slot}`, n);
         return Buffer.from(this.u8.slice(page, page + n)).toString('latin1');
       } finally {
-        this.ex.lx_free(name);
-        this.ex.lx_free_page(page);
+        if (!this.death) {
+          this.ex.lx_free(name);
+          this.ex.lx_free_page(page);
+        }
       }
     });
   }
@@ -339,44 +343,69 @@ export class LinuxKernel {
   // ---- actions -----------------------------------------------------------
 
   /**
-   * Read n bytes from the slot's hwrng as a /dev/hwrng reader would: the
-   * rng's read() in chunks of RNG_BUFFER_SIZE, blocking unless wait is
-   * false (then what is available now, possibly fewer than n bytes).
+   * Read n bytes from the slot's hwrng as the hw_random core's /dev/hwrng
+   * read does: the rng's read() always for rng_buffer_size() bytes
+   * (RNG_BUFFER_SIZE), what the caller does not take kept for the next
+   * read. Blocks unless wait is false (then what is available now,
+   * possibly fewer than n bytes).
    */
   rngRead(slot: number, n: number, opts: { wait?: boolean } = {}): Uint8Array {
     if (!Number.isInteger(n) || n < 0) throw new RangeError(`rngRead: bad length ${n}`);
     const wait = opts.wait ?? true;
     return this.call(() => {
-      const rng = this.ex.lx_slot_rng(slot);
-      if (!rng) throw new Error(`rngRead: slot ${slot} has no registered hwrng`);
-      const buf = this.ex.lx_alloc(RNG_BUFFER_SIZE);
-      if (!buf) throw new LinuxCallError('rngRead buffer', -12);
       const out = new Uint8Array(n);
       let got = 0;
+      const left = this.rngLeft.get(slot);
+      if (left) {
+        const take = Math.min(left.length, n);
+        out.set(left.subarray(0, take));
+        got = take;
+        if (take < left.length) this.rngLeft.set(slot, left.slice(take));
+        else this.rngLeft.delete(slot);
+      }
       let empty = 0;
-      try {
-        while (got < n) {
-          const want = Math.min(RNG_BUFFER_SIZE, n - got);
-          const r = this.ex.lx_hwrng_read(rng, buf, want, wait ? 1 : 0);
-          if (r < 0) throw new LinuxCallError(`rngRead from slot ${slot}`, r);
-          if (r > want) throw new Error(`rngRead: the rng returned ${r} bytes for ${want}`);
-          out.set(this.u8.subarray(buf, buf + r), got);
-          got += r;
-          if (r === 0) {
-            if (!wait) break;
-            // virtio_read() returns 0 when a cleanup interrupted it; the core reads again.
-            if (++empty > 16) throw new Error(`rngRead: slot ${slot} returned no data ${empty} times in a row`);
-          } else empty = 0;
+      while (got < n) {
+        const chunk = this.hwrngRead(slot, RNG_BUFFER_SIZE, wait);
+        if (chunk.length === 0) {
+          if (!wait) break;
+          // virtio_read() returns 0 when a cleanup interrupted it; the core reads again.
+          if (++empty > 16) throw new Error(`rngRead: slot ${slot} returned no data ${empty} times in a row`);
+          continue;
         }
-      } finally {
-        this.ex.lx_free(buf);
+        empty = 0;
+        const take = Math.min(chunk.length, n - got);
+        out.set(chunk.subarray(0, take), got);
+        got += take;
+        if (take < chunk.length) this.rngLeft.set(slot, chunk.slice(take));
       }
       return got === n ? out : out.slice(0, got);
     });
   }
 
+  /**
+   * One call of the slot's hwrng read(rng, buf, size, wait), as the core's
+   * rng_get_data() makes it (init on first use): the bytes it returned.
+   */
+  hwrngRead(slot: number, size: number, wait: boolean): Uint8Array {
+    if (!Number.isInteger(size) || size < 0) throw new RangeError(`hwrngRead: bad size ${size}`);
+    return this.call(() => {
+      const rng = this.ex.lx_slot_rng(slot);
+      if (!rng) throw new Error(`slot ${slot} has no registered hwrng`);
+      const buf = this.ex.lx_alloc(Math.max(size, 1));
+      if (!buf) throw new LinuxCallError('hwrng buffer', -12);
+      try {
+        const r = this.ex.lx_hwrng_read(rng, buf, size, wait ? 1 : 0);
+        if (r < 0) throw new LinuxCallError(`hwrng read from slot ${slot}`, r);
+        return this.u8.slice(buf, buf + r);
+      } finally {
+        if (!this.death) this.ex.lx_free(buf);
+      }
+    });
+  }
+
   /** Unbind the transport (virtio-mmio) from the slot's platform device: its virtio device is unregistered. */
   remove(slot: number): void {
+    this.rngLeft.delete(slot);
     this.call(() => {
       const r = this.ex.lx_unbind(slot);
       if (r < 0) throw new LinuxCallError(`remove slot ${slot}`, r);
@@ -385,6 +414,7 @@ export class LinuxKernel {
 
   /** Bind a driver to the slot's platform device again (probe); true if one bound. */
   probe(slot: number): boolean {
+    this.rngLeft.delete(slot);
     return this.call(() => {
       const r = this.ex.lx_bind(slot);
       if (r < 0) throw new LinuxCallError(`probe slot ${slot}`, r);
@@ -394,6 +424,7 @@ export class LinuxKernel {
 
   /** Unbind the virtio driver (virtio_rng) from the slot's virtio device; the device stays. */
   unbindDriver(slot: number): void {
+    this.rngLeft.delete(slot);
     this.call(() => {
       const r = this.ex.lx_virtio_unbind(slot);
       if (r < 0) throw new LinuxCallError(`unbind the driver of slot ${slot}`, r);
@@ -402,6 +433,7 @@ export class LinuxKernel {
 
   /** Match and probe the slot's virtio device again; true if a driver bound. */
   bindDriver(slot: number): boolean {
+    this.rngLeft.delete(slot);
     return this.call(() => {
       const r = this.ex.lx_virtio_bind(slot);
       if (r < 0) throw new LinuxCallError(`bind a driver to slot ${slot}`, r);
