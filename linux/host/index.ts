@@ -4,4 +4,4 @@ export type { LinuxBootOptions, LinuxDevice, LinuxMemStats, LinuxMessage, LinuxS
 export { bootLinuxSystem } from './system.js';
 export type { LinuxSystem, LinuxSystemOptions } from './system.js';
 export { LinuxBugError, LinuxCallError, LinuxDeadError, LinuxHangError, linuxErrnoName } from './errors.js';
-export { BUILD_COMMAND, LINUX_WASM_PATH, createLinuxMemory, linuxBuildInfo, linuxBuilt, loadLinuxModule, memoryImport } from './module.js';
+export { BUILD_COMMAND, LINUX_SRC_DIR, LINUX_WASM_PATH, createLinuxMemory, linuxBuildInfo, linuxBuilt, loadLinuxModule, memoryImport } from './module.js';

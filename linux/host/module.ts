@@ -7,6 +7,8 @@ import { OUT, type BuildInfo } from '../build/config.js';
 /** dist/linux/virtio-linux.wasm (this file runs as dist/linux/host/module.js). */
 export const LINUX_WASM_PATH = fileURLToPath(new URL(`../${OUT.wasm}`, import.meta.url));
 export const LINUX_INFO_PATH = fileURLToPath(new URL(`../${OUT.info}`, import.meta.url));
+/** The extracted (and patched) Linux tree the module was built from. */
+export const LINUX_SRC_DIR = fileURLToPath(new URL(`../${OUT.src}/`, import.meta.url));
 
 /** The command that builds the module, for messages. */
 export const BUILD_COMMAND = 'npm run build:linux';
