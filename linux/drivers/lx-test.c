@@ -9,8 +9,6 @@
 #include <linux/virtio_config.h>
 #include "../glue/lx.h"
 
-struct virtio_device *lx_slot_vdev(int slot);
-
 static DEFINE_SPINLOCK(lx_test_lock);
 
 /* A plain BUG() in this file. */

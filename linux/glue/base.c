@@ -193,7 +193,7 @@ void put_device(struct device *dev)
 	if (dev->release)
 		dev->release(dev);
 	else
-		WARN(1, KERN_ERR "Device '%s' does not have a release() function, it is broken and must be fixed.\n",
+		WARN(1, "Device '%s' does not have a release() function, it is broken and must be fixed.\n",
 		     name);
 	kfree(name);
 }
@@ -400,16 +400,4 @@ void driver_unregister(struct device_driver *drv)
 		if (dev->driver == drv)
 			device_release_driver(dev);
 	list_del_init(&drv->lx_node);
-}
-
-/* Exported for the host: the children of a device, for lookups. */
-struct device *lx_device_child_on_bus(struct device *parent,
-				      const struct bus_type *bus)
-{
-	struct device *child;
-
-	list_for_each_entry(child, &parent->lx_children, lx_sibling)
-		if (child->bus == bus)
-			return child;
-	return NULL;
 }

@@ -16,13 +16,6 @@
 
 #define LX_MAX_SLOTS	1024
 
-/* The initcalls of the Linux files, in link order (see linux/init.h). */
-int lx_core_initcall_virtio(void);
-int lx_device_initcall_virtio_mmio(void);
-int lx_device_initcall_virtio_rng(void);
-
-struct hwrng *lx_hwrng_of_device(struct device *dev);
-
 static struct platform_device *slot_pdev[LX_MAX_SLOTS];
 
 LX_EXPORT("lx_boot") int lx_boot(unsigned int nr_irq_lines)

@@ -504,8 +504,8 @@ int ida_alloc_range(struct ida *ida, unsigned int min, unsigned int max,
 void ida_free(struct ida *ida, unsigned int id)
 {
 	if (!ida_test(ida, id)) {
-		WARN(1, "ida_free called for id=%d which is not allocated.\n",
-		     id);
+		WARN(1, "%s called for id=%d which is not allocated.\n",
+		     __func__, id);
 		return;
 	}
 	ida->bits[id / IDA_BITS_PER_WORD] &= ~(1UL << (id % IDA_BITS_PER_WORD));

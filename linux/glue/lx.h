@@ -62,8 +62,20 @@ struct device *lx_current_device(void);
 const char *lx_context_name(void);
 extern const char *lx_irq_context_name;
 
-/* glue/mm.c */
+/* glue/mm.c; the linker's end of the kernel image */
 void lx_mm_init(void);
+extern unsigned char __heap_base;
+
+/* The initcalls of the Linux files, in link order (see linux/init.h). */
+int lx_core_initcall_virtio(void);
+int lx_device_initcall_virtio_mmio(void);
+int lx_device_initcall_virtio_rng(void);
+
+/* glue/hwrng.c and glue/entry.c */
+struct hwrng;
+struct virtio_device;
+struct hwrng *lx_hwrng_of_device(struct device *dev);
+struct virtio_device *lx_slot_vdev(int slot);
 
 /* glue/irq.c */
 extern unsigned int lx_nr_irq_lines;

@@ -29,8 +29,6 @@ enum {
 
 struct page mem_map[LX_PAGES];
 
-extern unsigned char __heap_base;
-
 #define KMALLOC_MIN_SHIFT	3
 #define KMALLOC_MAX_SHIFT	11
 #define KMALLOC_CLASSES		(KMALLOC_MAX_SHIFT - KMALLOC_MIN_SHIFT + 1)
@@ -247,7 +245,8 @@ void *kmalloc(size_t size, gfp_t flags)
 	if (!kmalloc_free[c] && !kmalloc_refill(c)) {
 		stats.alloc_failures++;
 		if (!(flags & __GFP_NOWARN))
-			pr_warn("kmalloc: out of memory for %zu bytes\n", size);
+			pr_warn("%s: out of memory for %zu bytes\n", __func__,
+				size);
 		return NULL;
 	}
 	o = kmalloc_free[c];

@@ -249,7 +249,8 @@ void __iomem *ioremap(phys_addr_t offset, size_t size)
 	if (!size || offset + size - 1 > 0xffffffffULL)
 		return NULL;
 	if (WARN(offset < ram_end && offset + size > PHYS_OFFSET,
-		 "ioremap on RAM at %#010llx\n", (unsigned long long)offset))
+		 "%s on RAM at %#010llx\n", __func__,
+		 (unsigned long long)offset))
 		return NULL;
 	return (void __iomem *)(unsigned long)offset;
 }

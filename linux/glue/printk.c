@@ -51,7 +51,7 @@ int vprintk(const char *fmt, va_list args)
 	return len;
 }
 
-int printk(const char *fmt, ...)
+int _printk(const char *fmt, ...)
 {
 	va_list args;
 	int r;
@@ -148,14 +148,14 @@ void lx_might_sleep(const char *file, int line, const char *func)
 	const char *dev = lx_context_name();
 
 	lx_host_might_sleep(file, line, func, dev);
-	if (in_atomic() || irqs_disabled()) {
+	if (!preemptible() || in_hardirq()) {
 		static const char msg[] =
 			"sleeping function called from invalid context";
 
 		lx_host_warn(LX_WARN_SLEEP_ATOMIC, file, line, func,
 			     in_hardirq() ? "in_hardirq()" :
 			     irqs_disabled() ? "irqs_disabled()" :
-			     "in_atomic()", msg, sizeof(msg) - 1, dev);
+			     "preempt_count()", msg, sizeof(msg) - 1, dev);
 	}
 }
 
@@ -200,7 +200,7 @@ int add_uevent_var(struct kobj_uevent_env *env, const char *format, ...)
 	int len;
 
 	if (env->envp_idx >= ARRAY_SIZE(env->envp)) {
-		WARN(1, KERN_ERR "add_uevent_var: too many keys\n");
+		WARN(1, "%s: too many keys\n", __func__);
 		return -ENOMEM;
 	}
 	va_start(args, format);
@@ -208,7 +208,7 @@ int add_uevent_var(struct kobj_uevent_env *env, const char *format, ...)
 			sizeof(env->buf) - env->buflen, format, args);
 	va_end(args);
 	if (len >= (sizeof(env->buf) - env->buflen)) {
-		WARN(1, KERN_ERR "add_uevent_var: buffer size too small\n");
+		WARN(1, "%s: buffer size too small\n", __func__);
 		return -ENOMEM;
 	}
 	env->envp[env->envp_idx++] = &env->buf[env->buflen];

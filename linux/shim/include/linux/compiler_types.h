@@ -27,6 +27,8 @@
 #define __weak			__attribute__((__weak__))
 #define __cold			__attribute__((__cold__))
 #define __pure			__attribute__((__pure__))
+#define __attribute_const__	__attribute__((__const__))
+#define __malloc		__attribute__((__malloc__))
 #define __must_check		__attribute__((__warn_unused_result__))
 #define __printf(a, b)		__attribute__((__format__(printf, a, b)))
 #define __section(s)		__attribute__((__section__(s)))

@@ -14,17 +14,44 @@ extern unsigned long lx_irqs_off;
 extern int lx_preempt_count;
 extern int lx_hardirq_count;
 
-#define local_irq_disable()	do { lx_irqs_off = 1; } while (0)
-#define local_irq_enable()	do { lx_irqs_off = 0; } while (0)
-#define local_irq_save(flags)	\
-	do { (flags) = lx_irqs_off; lx_irqs_off = 1; } while (0)
-#define local_irq_restore(flags)	do { lx_irqs_off = (flags); } while (0)
+static inline void local_irq_disable(void)
+{
+	lx_irqs_off = 1;
+}
+
+static inline void local_irq_enable(void)
+{
+	lx_irqs_off = 0;
+}
+
+static inline unsigned long arch_local_irq_save(void)
+{
+	unsigned long flags = lx_irqs_off;
+
+	lx_irqs_off = 1;
+	return flags;
+}
+
+static inline void local_irq_restore(unsigned long flags)
+{
+	lx_irqs_off = flags;
+}
+
+#define local_irq_save(flags)	((flags) = arch_local_irq_save())
 #define irqs_disabled()		(lx_irqs_off != 0)
 #define in_hardirq()		(lx_hardirq_count != 0)
 #define in_interrupt()		(lx_hardirq_count != 0)
+#define preemptible()		(lx_preempt_count == 0 && !irqs_disabled())
 #define in_atomic()		(lx_preempt_count != 0 || in_hardirq())
 
-#define preempt_disable()	do { lx_preempt_count++; } while (0)
-#define preempt_enable()	do { lx_preempt_count--; } while (0)
+static inline void preempt_disable(void)
+{
+	lx_preempt_count++;
+}
+
+static inline void preempt_enable(void)
+{
+	lx_preempt_count--;
+}
 
 #endif /* _LINUX_IRQFLAGS_H */

@@ -4,7 +4,7 @@
 
 #include <linux/types.h>
 
-static inline __attribute__((const)) bool is_power_of_2(unsigned long n)
+static inline __attribute_const__ bool is_power_of_2(unsigned long n)
 {
 	return n != 0 && ((n & (n - 1)) == 0);
 }

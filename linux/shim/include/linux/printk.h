@@ -18,7 +18,8 @@
 #define KERN_DEFAULT	""
 #define KERN_CONT	KERN_SOH "c"
 
-__printf(1, 2) int printk(const char *fmt, ...);
+__printf(1, 2) int _printk(const char *fmt, ...);
+#define printk(fmt, ...)	_printk(fmt, ##__VA_ARGS__)
 __printf(1, 0) int vprintk(const char *fmt, va_list args);
 
 #ifndef pr_fmt

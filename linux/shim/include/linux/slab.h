@@ -11,7 +11,7 @@
 #define ZERO_SIZE_PTR		((void *)16)
 #define ZERO_OR_NULL_PTR(x)	((unsigned long)(x) <= (unsigned long)ZERO_SIZE_PTR)
 
-void *kmalloc(size_t size, gfp_t flags) __attribute__((__malloc__));
+void *kmalloc(size_t size, gfp_t flags) __malloc;
 void *krealloc(const void *p, size_t new_size, gfp_t flags);
 void kfree(const void *objp);
 size_t ksize(const void *objp);

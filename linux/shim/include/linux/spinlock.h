@@ -22,7 +22,7 @@ typedef struct spinlock {
 void __noreturn lx_spin_bug(spinlock_t *lock, const char *msg,
 			    const char *file, int line);
 
-#define spin_lock_init(lock)	do { (lock)->locked = 0; } while (0)
+#define spin_lock_init(lock)	((lock)->locked = 0)
 
 #define spin_lock(lock)							\
 	do {								\

@@ -32,13 +32,13 @@ typedef __u16	uint16_t;
 typedef __u32	uint32_t;
 typedef __u64	uint64_t;
 
-typedef __u16 __bitwise	__le16;
-typedef __u16 __bitwise	__be16;
-typedef __u32 __bitwise	__le32;
-typedef __u32 __bitwise	__be32;
-typedef __u64 __bitwise	__le64;
-typedef __u64 __bitwise	__be64;
-typedef __u64		__aligned_u64 __attribute__((aligned(8)));
+typedef __u16 __bitwise __le16;
+typedef __u16 __bitwise __be16;
+typedef __u32 __bitwise __le32;
+typedef __u32 __bitwise __be32;
+typedef __u64 __bitwise __le64;
+typedef __u64 __bitwise __be64;
+typedef __u64 __aligned_u64 __aligned(8);
 
 typedef _Bool			bool;
 typedef __SIZE_TYPE__		size_t;
@@ -57,7 +57,7 @@ typedef s64			ktime_t;
 typedef u64			dma_addr_t;
 typedef u64			phys_addr_t;
 typedef phys_addr_t		resource_size_t;
-typedef unsigned int __bitwise	gfp_t;
+typedef unsigned int __bitwise gfp_t;
 
 typedef struct {
 	int counter;
