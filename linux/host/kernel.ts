@@ -152,6 +152,14 @@ const WAIT_DONE = 0;
 const WAIT_TIMEOUT = 1;
 const WAIT_KILLED = 2;
 
+/**
+ * Memories a kernel was instantiated over. A shared memory's data segments
+ * are initialised once (wasm-ld's __wasm_init_memory keeps a flag in it),
+ * so a second instance over the same RAM would start from the first one's
+ * .data and .bss: one kernel per memory.
+ */
+const usedMemories = new WeakSet<object>();
+
 function logLevel(loglevel: number): LogLevel {
   return loglevel <= 3 ? 'err' : loglevel === 4 ? 'warn' : 'info';
 }
@@ -239,10 +247,12 @@ export class LinuxKernel {
     if (ram.byteLength !== imp.initial * 65536) {
       throw new Error(`LinuxKernel.boot: the module was linked for ${imp.initial * 64} KiB of RAM, the memory has ${ram.byteLength / 1024} KiB`);
     }
+    if (usedMemories.has(ram)) throw new Error('LinuxKernel.boot: this memory already held a kernel; create a new memory (and machine) per boot');
     for (const s of slots) {
       if (!Number.isInteger(s.line) || s.line < 0 || s.line >= bus.irq.lines) throw new RangeError(`slot ${s.slot}: irq line ${s.line} out of range`);
     }
     const k = new LinuxKernel(bus, memory, slots, opts.waitTimeoutMs ?? 5000);
+    usedMemories.add(ram);
     const instance = await WebAssembly.instantiate(module, { env: { memory }, lx: k.imports() });
     k.ex = k.guard(instance.exports);
     k.call(() => {

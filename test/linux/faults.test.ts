@@ -15,7 +15,8 @@ import {
   VIRTIO_CONFIG_S_FEATURES_OK,
 } from '../../core/uapi/status.js';
 import type { BoardStats } from '../../emulator/board.js';
-import { LINUX_SRC_DIR, LinuxBugError, LinuxCallError, LinuxDeadError, type LinuxSystem } from '../../linux/host/index.js';
+import { Machine } from '../../emulator/machine.js';
+import { LINUX_SRC_DIR, LinuxBugError, LinuxCallError, LinuxDeadError, LinuxKernel, type LinuxSystem } from '../../linux/host/index.js';
 import { boot, built, closeAllAfterEach, lineOf } from './helpers.js';
 
 const ROOT = path.resolve(LINUX_SRC_DIR, '..', '..', '..');
@@ -219,5 +220,18 @@ describe.skipIf(!built)('Linux kernel faults', () => {
     expect(err).toBeInstanceOf(BusError);
     expect((err as BusError).code).toBe('EMU_TRAP_TIMEOUT');
     expect(sys.kernel.dead).toBe(true);
+  });
+
+  it("refuses a machine whose RAM is not the kernel's memory, and a memory that already held a kernel", async () => {
+    const memory = await LinuxKernel.createMemory();
+    const other = await Machine.create({ devices: ['rng'], slots: 2, ramSize: memory.buffer.byteLength });
+    try {
+      await expect(LinuxKernel.boot({ machine: other, memory })).rejects.toThrow(/not this kernel's memory/);
+    } finally {
+      await other.close();
+    }
+    const sys = await boot({ devices: ['rng'] });
+    await expect(LinuxKernel.boot({ machine: sys.machine, memory: sys.kernel.memory })).rejects.toThrow(/already held a kernel/);
+    expect(sys.kernel.device(0)!.driver).toBe('virtio_rng');
   });
 });
