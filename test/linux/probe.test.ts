@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { PLATFORM } from '../../core/bus.js';
 import { VIRTIO_F_VERSION_1 } from '../../core/uapi/features.js';
 import { VIRTIO_ID_RNG } from '../../core/uapi/ids.js';
-import { REG } from '../../core/uapi/mmio.js';
+import { REG, regName } from '../../core/uapi/mmio.js';
 import { VRING_DESC_F_WRITE } from '../../core/uapi/ring.js';
 import {
   VIRTIO_CONFIG_S_ACKNOWLEDGE,
@@ -20,7 +20,8 @@ import type { BoardStats } from '../../emulator/board.js';
 import type { TransportKind } from '../../emulator/platform.js';
 import { STACK_SIZE } from '../../linux/build/config.js';
 import { LINUX_WASM_PATH, LinuxKernel, RNG_BUFFER_SIZE, linuxBuildInfo, memoryImport, type LinuxSystem } from '../../linux/host/index.js';
-import { TraceBus } from '../helpers/trace-bus.js';
+import { VirtioSystem } from '../../emulator/system.js';
+import { TraceBus, type TraceEntry } from '../helpers/trace-bus.js';
 import { boot, built, closeAllAfterEach, noteSkipped, ramU16, ramU32, ramU64 } from './helpers.js';
 
 noteSkipped();
@@ -241,6 +242,26 @@ describe.skipIf(!built)('Linux virtio-rng probe', () => {
     expect(log.slice(n).some((e) => e.op === 'W' && e.offset === REG.QueueNotify)).toBe(true);
     expect(log.slice(n).some((e) => e.op === 'R' && e.offset === REG.InterruptStatus)).toBe(true);
   });
+
+  it.each(['mmio', 'mmio-legacy'] as TransportKind[])(
+    "the TypeScript model's probe over %s makes Linux's register accesses, ring addresses aside",
+    async (transport) => {
+      const ADDRESS_REGS = new Set<number>([REG.QueueDescLow, REG.QueueDriverLow, REG.QueueDeviceLow, REG.QueuePFN]);
+      const show = (log: TraceEntry[], base: number): string[] =>
+        log
+          .filter((e) => e.addr >= base && e.addr < base + 0x200)
+          .map((e) => `${e.op} ${regName(e.offset)} ${ADDRESS_REGS.has(e.offset) ? '(ring address)' : e.value.toString(16)}`);
+      let modelTrace: TraceBus | null = null;
+      const model = await VirtioSystem.create({ devices: [{ type: 'rng', transport }], slots: 1, wrapBus: (b) => (modelTrace = new TraceBus(b)) });
+      const modelSeq = show(modelTrace!.log, model.machine.slotAddr(0));
+      await model.close();
+      let linuxTrace: TraceBus | null = null;
+      const sys = await boot({ devices: [{ type: 'rng', transport }], slots: 1, wrapBus: (b) => (linuxTrace = new TraceBus(b)) });
+      const linuxSeq = show(linuxTrace!.log, sys.machine.slotAddr(0));
+      expect(linuxSeq.length).toBeGreaterThan(20);
+      expect(modelSeq).toEqual(linuxSeq);
+    },
+  );
 
   it('lives in guest RAM: the memory is the size linked in, the stack below the data, the heap above', async () => {
     const imp = memoryImport(fs.readFileSync(LINUX_WASM_PATH));
