@@ -2,12 +2,11 @@
 // booted on it: what VirtioSystem is for the TypeScript model.
 import type { Bus } from '../../core/bus.js';
 import { Machine, type MachineDevice, type MachineOptions } from '../../emulator/machine.js';
-import type { TransportKind } from '../../emulator/platform.js';
 import { LinuxKernel, type LinuxBootOptions } from './kernel.js';
 
 export interface LinuxSystemOptions extends Omit<MachineOptions, 'ram' | 'ramSize'> {
   /** Transport of the devices that name none (default 'mmio', i.e. virtio-mmio Version 2). */
-  transport?: TransportKind;
+  transport?: NonNullable<MachineDevice['transport']>;
   /** Put something between the kernel and the machine's bus (a tracer, a fault injector). */
   wrapBus?: (bus: Bus) => Bus;
   /** Device-side setup before the kernel boots (e.g. inject a fault the probe should meet). */
