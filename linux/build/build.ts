@@ -1,0 +1,360 @@
+// npm run build:linux: extracts the Linux files from the source tarball,
+// applies linux/patches/, compiles Linux's C and our glue with clang for
+// wasm32 and links dist/linux/virtio-linux.wasm against an imported shared
+// memory (guest RAM).
+//
+//   node dist/linux/build/build.js [--ram-mib N] [--checkpatch] [--force]
+//
+// Exit 0 built, 1 a compile/link/patch failure, 2 a missing tool or bad usage.
+import { spawn, spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import {
+  GLUE_FILES,
+  INSTALL_HINT,
+  KCONFIG,
+  LINUX_FILES,
+  LINUX_HEADERS,
+  LINUX_TOOLS,
+  OUT,
+  RAM_BASE,
+  RAM_SIZE_DEFAULT,
+  STACK_SIZE,
+  TARBALL_DEFAULT,
+  type BuildInfo,
+  type CFile,
+} from './config.js';
+
+/** The repository root (this file runs as dist/linux/build/build.js). */
+const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+const DIST = path.join(ROOT, 'dist', 'linux');
+const SRC = path.join(DIST, OUT.src);
+const OBJ = path.join(DIST, OUT.obj);
+const SHIM = path.join(ROOT, 'linux', 'shim', 'include');
+const PATCHES = path.join(ROOT, 'linux', 'patches');
+const STAMP = path.join(SRC, '.extracted.json');
+
+class BuildError extends Error {
+  constructor(
+    message: string,
+    readonly exitCode: 1 | 2,
+  ) {
+    super(message);
+  }
+}
+
+interface Options {
+  ramSize: number;
+  checkpatch: boolean;
+  force: boolean;
+}
+
+function parseArgs(argv: string[]): Options {
+  const o: Options = { ramSize: RAM_SIZE_DEFAULT, checkpatch: false, force: false };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === '--checkpatch') o.checkpatch = true;
+    else if (a === '--force') o.force = true;
+    else if (a === '--ram-mib') {
+      const n = Number(argv[++i]);
+      if (!Number.isInteger(n) || n < 4 || n > 1024 || RAM_BASE + n * 2 ** 20 > 2 ** 32) {
+        throw new BuildError(`--ram-mib: expected an integer from 4 to 1024 ending below 4 GiB, got ${argv[i]}`, 2);
+      }
+      o.ramSize = n * 2 ** 20;
+    } else if (a === '--help' || a === '-h') {
+      console.log('usage: npm run build:linux -- [--ram-mib N] [--checkpatch] [--force]');
+      process.exit(0);
+    } else throw new BuildError(`unknown option ${a} (try --help)`, 2);
+  }
+  return o;
+}
+
+function which(tool: string): boolean {
+  const r = spawnSync(tool, ['--version'], { stdio: 'ignore' });
+  return r.status === 0;
+}
+
+function checkTools(tarball: string): void {
+  const missing: string[] = [];
+  if (!which('clang')) missing.push('clang');
+  if (!which('wasm-ld')) missing.push('wasm-ld');
+  if (!fs.existsSync(tarball)) missing.push(tarball);
+  if (missing.length) {
+    throw new BuildError(`build:linux: ${missing.join(', ')} not found; install with: ${INSTALL_HINT}`, 2);
+  }
+}
+
+function patchFiles(): string[] {
+  if (!fs.existsSync(PATCHES)) return [];
+  return fs
+    .readdirSync(PATCHES)
+    .filter((f) => f.endsWith('.patch'))
+    .sort();
+}
+
+function sha256(data: string | Buffer): string {
+  return createHash('sha256').update(data).digest('hex');
+}
+
+/** Extract the files into dist/linux/src unless the same tarball (and patches) produced what is there. */
+function extract(tarball: string): { extracted: boolean; patches: string[] } {
+  const st = fs.statSync(tarball);
+  const paths = [...LINUX_FILES.map((f) => f.src), ...LINUX_HEADERS, ...LINUX_TOOLS];
+  const patches = patchFiles();
+  const stamp = JSON.stringify({
+    tarball,
+    size: st.size,
+    mtimeMs: st.mtimeMs,
+    paths,
+    patches: patches.map((p) => [p, sha256(fs.readFileSync(path.join(PATCHES, p)))]),
+  });
+  if (fs.existsSync(STAMP) && fs.readFileSync(STAMP, 'utf8') === stamp && paths.every((p) => fs.existsSync(path.join(SRC, p)))) {
+    return { extracted: false, patches };
+  }
+  fs.rmSync(SRC, { recursive: true, force: true });
+  fs.mkdirSync(SRC, { recursive: true });
+  // Debian's tarball holds one directory named like the file.
+  const top = path.basename(tarball).replace(/\.tar\.(xz|gz|bz2)$/, '');
+  const r = spawnSync('tar', ['-xJf', tarball, '-C', SRC, '--strip-components=1', ...paths.map((p) => `${top}/${p}`)], {
+    encoding: 'utf8',
+  });
+  if (r.status !== 0) throw new BuildError(`build:linux: extracting from ${tarball} failed: ${(r.stderr || r.error?.message || '').trim()}`, 1);
+  applyPatches(patches);
+  fs.writeFileSync(STAMP, stamp);
+  return { extracted: true, patches };
+}
+
+/** linux/patches/*.patch in name order, -p1 against the extracted tree. */
+function applyPatches(patches: string[]): void {
+  for (const p of patches) {
+    const file = path.join(PATCHES, p);
+    const args = ['-p1', '--forward', '--batch', '-d', SRC, '-i', file];
+    const dry = spawnSync('patch', ['--dry-run', ...args], { encoding: 'utf8' });
+    if (dry.error) throw new BuildError(`build:linux: patch(1) not found, needed for linux/patches/${p}`, 2);
+    if (dry.status !== 0) {
+      const why = `${dry.stdout}${dry.stderr}`.trim().split('\n').slice(0, 8).join('\n  ');
+      fs.rmSync(STAMP, { force: true });
+      throw new BuildError(`build:linux: linux/patches/${p} does not apply to ${linuxVersion()}:\n  ${why}`, 1);
+    }
+    const r = spawnSync('patch', args, { encoding: 'utf8' });
+    if (r.status !== 0) throw new BuildError(`build:linux: applying linux/patches/${p} failed: ${r.stdout}${r.stderr}`, 1);
+  }
+}
+
+function linuxVersion(): string {
+  try {
+    const mk = fs.readFileSync(path.join(SRC, 'Makefile'), 'utf8');
+    const get = (k: string): string => new RegExp(`^${k}\\s*=\\s*(\\S*)`, 'm').exec(mk)?.[1] ?? '?';
+    return `Linux ${get('VERSION')}.${get('PATCHLEVEL')}.${get('SUBLEVEL')}`;
+  } catch {
+    return 'Linux (unknown version)';
+  }
+}
+
+function cflags(ramSize: number): string[] {
+  return [
+    '--target=wasm32-unknown-unknown',
+    '-O2',
+    '-std=gnu11',
+    '-ffreestanding',
+    '-nostdinc',
+    '-fno-builtin',
+    '-fno-strict-aliasing',
+    '-fno-strict-overflow',
+    '-fno-common',
+    '-fno-delete-null-pointer-checks',
+    '-matomics',
+    '-mbulk-memory',
+    '-Wall',
+    '-Wno-unused-function',
+    '-Wno-pointer-sign',
+    '-Wno-address-of-packed-member',
+    '-Wno-gnu-variable-sized-type-not-at-end',
+    '-Werror=implicit-function-declaration',
+    '-Werror=implicit-int',
+    '-Werror=return-type',
+    '-Werror=incompatible-pointer-types',
+    '-D__KERNEL__',
+    ...KCONFIG.map((c) => `-D${c}`),
+    `-DLX_RAM_BASE=${`0x${RAM_BASE.toString(16)}`}UL`,
+    `-DLX_RAM_SIZE=${`0x${ramSize.toString(16)}`}UL`,
+    // Our files' __FILE__ reads "linux/glue/mm.c"; Linux's are compiled from SRC as "drivers/...".
+    `-fmacro-prefix-map=${ROOT}=`,
+    `-I${SHIM}`,
+    '-Iinclude',
+    '-Iinclude/uapi',
+    '-include',
+    'linux/kconfig.h',
+    '-include',
+    'linux/compiler_types.h',
+  ];
+}
+
+function ldflags(ramSize: number): string[] {
+  return [
+    '--no-entry',
+    '--import-memory',
+    '--shared-memory',
+    `--initial-memory=${ramSize}`,
+    `--max-memory=${ramSize}`,
+    '--stack-first',
+    '-z',
+    `stack-size=${STACK_SIZE}`,
+    '--export=__heap_base',
+    '--export=__data_end',
+  ];
+}
+
+function compileOne(f: CFile, linux: boolean, flags: string[]): Promise<{ file: CFile; out: string; ok: boolean }> {
+  const src = linux ? f.src : path.join(ROOT, f.src);
+  const args = [...flags, `-DKBUILD_MODNAME="${f.modname}"`, `-DKBUILD_BASENAME="${f.obj}"`, `-DLX_OBJ=${f.obj}`, '-c', src, '-o', path.join(OBJ, `${f.obj}.o`)];
+  return new Promise((resolve) => {
+    const p = spawn('clang', args, { cwd: SRC });
+    let out = '';
+    p.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    p.stderr.on('data', (d: Buffer) => (out += d.toString()));
+    p.on('error', (e) => resolve({ file: f, out: e.message, ok: false }));
+    p.on('close', (code) => resolve({ file: f, out, ok: code === 0 }));
+  });
+}
+
+async function compileAll(ramSize: number): Promise<{ warnings: number }> {
+  fs.rmSync(OBJ, { recursive: true, force: true });
+  fs.mkdirSync(OBJ, { recursive: true });
+  const flags = cflags(ramSize);
+  const jobs = [...LINUX_FILES.map((f) => [f, true] as const), ...GLUE_FILES.map((f) => [f, false] as const)];
+  const limit = Math.max(1, os.availableParallelism?.() ?? os.cpus().length);
+  const results: Awaited<ReturnType<typeof compileOne>>[] = [];
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(limit, jobs.length) }, async () => {
+      while (next < jobs.length) {
+        const [f, linux] = jobs[next++]!;
+        results.push(await compileOne(f, linux, flags));
+      }
+    }),
+  );
+  let warnings = 0;
+  const failed = results.filter((r) => !r.ok);
+  for (const r of results) {
+    if (r.out.trim()) process.stderr.write(r.out);
+    warnings += (r.out.match(/ warning: /g) ?? []).length;
+  }
+  if (failed.length) throw new BuildError(`build:linux: ${failed.map((r) => r.file.src).join(', ')} did not compile`, 1);
+  return { warnings };
+}
+
+function link(ramSize: number): string {
+  const wasm = path.join(DIST, OUT.wasm);
+  const objs = [...LINUX_FILES, ...GLUE_FILES].map((f) => path.join(OBJ, `${f.obj}.o`));
+  const r = spawnSync('wasm-ld', [...ldflags(ramSize), ...objs, '-o', wasm], { encoding: 'utf8' });
+  if (r.status !== 0) throw new BuildError(`build:linux: link failed:\n${r.stdout}${r.stderr}`, 1);
+  return wasm;
+}
+
+/**
+ * What checkpatch says about defining kernel interfaces rather than using
+ * them (typedefs in types.h, volatile in READ_ONCE, barriers in barrier.h,
+ * attribute macros in compiler_types.h, stubs that ignore arguments...).
+ * Ignored for the shim headers only; our C files get every check.
+ */
+const SHIM_IGNORES = [
+  'NEW_TYPEDEFS',
+  'VOLATILE',
+  'MEMORY_BARRIER',
+  'MACRO_ARG_UNUSED',
+  'PREFER_DEFINED_ATTRIBUTE_MACRO',
+  'PREFER_PR_LEVEL',
+  'PRINTK_WITHOUT_KERN_LEVEL',
+  'LOGGING_CONTINUATION',
+  'COMPLEX_MACRO',
+  'SINGLE_STATEMENT_DO_WHILE_MACRO',
+  'MACRO_WITH_FLOW_CONTROL',
+  'EXPORT_SYMBOL',
+  'IS_ENABLED_CONFIG',
+  'FUNCTION_ARGUMENTS',
+  'ENOSYS',
+  'CONST_STRUCT',
+  'IN_ATOMIC',
+  'SPACING',
+  'TABSTOP',
+  'TRAILING_STATEMENTS',
+];
+
+/** checkpatch.pl over our C files and shim headers; prints what it finds. */
+function checkpatch(): number {
+  const script = path.join(SRC, 'scripts', 'checkpatch.pl');
+  const shim = listFiles(SHIM).filter((f) => f.endsWith('.h'));
+  const ours = [...GLUE_FILES.map((f) => path.join(ROOT, f.src)), path.join(ROOT, 'linux', 'glue', 'lx.h')];
+  let bad = 0;
+  for (const f of [...ours, ...shim]) {
+    const ignore = shim.includes(f) ? ['--ignore', SHIM_IGNORES.join(',')] : [];
+    const r = spawnSync('perl', [script, '--no-tree', '--terse', '--show-types', '--no-summary', ...ignore, '-f', f], { encoding: 'utf8' });
+    const found = `${r.stdout}`
+      .split('\n')
+      .filter((l) => /: (ERROR|WARNING|CHECK):/.test(l))
+      .map((l) => l.replace(`${ROOT}`, ''));
+    if (found.length) {
+      bad++;
+      console.log(found.join('\n'));
+    }
+  }
+  const total = ours.length + shim.length;
+  console.log(`checkpatch: ${total - bad} of ${total} files clean (${ours.length} C/glue files with every check; ${shim.length} shim headers without ${SHIM_IGNORES.length} interface-definition checks)`);
+  return bad;
+}
+
+function listFiles(dir: string): string[] {
+  return fs.readdirSync(dir, { withFileTypes: true }).flatMap((e) => {
+    const p = path.join(dir, e.name);
+    return e.isDirectory() ? listFiles(p) : [p];
+  });
+}
+
+async function main(): Promise<void> {
+  const opts = parseArgs(process.argv.slice(2));
+  const tarball = process.env['LINUX_TARBALL'] || TARBALL_DEFAULT;
+  checkTools(tarball);
+  const t0 = performance.now();
+  if (opts.force) fs.rmSync(STAMP, { force: true });
+  const { extracted, patches } = extract(tarball);
+  const version = linuxVersion();
+  const { warnings } = await compileAll(opts.ramSize);
+  const wasm = link(opts.ramSize);
+  const info: BuildInfo = {
+    linux: version,
+    tarball,
+    ramSize: opts.ramSize,
+    ramBase: RAM_BASE,
+    stackSize: STACK_SIZE,
+    files: LINUX_FILES.map((f) => f.src),
+    glue: GLUE_FILES.map((f) => f.src),
+    patches,
+    kconfig: [...KCONFIG],
+    cflags: cflags(opts.ramSize),
+    ldflags: ldflags(opts.ramSize),
+  };
+  fs.writeFileSync(path.join(DIST, OUT.info), `${JSON.stringify(info, null, 2)}\n`);
+  const kib = Math.round(fs.statSync(wasm).size / 1024);
+  const secs = ((performance.now() - t0) / 1000).toFixed(1);
+  console.log(`built ${path.relative(ROOT, wasm)} (${kib} KiB) in ${secs} s from ${version}${extracted ? ' (extracted)' : ''}`);
+  console.log(`  Linux: ${LINUX_FILES.map((f) => f.src).join(' ')}`);
+  console.log(`  patches: ${patches.length ? patches.join(' ') : 'none'}; glue: ${GLUE_FILES.length} files; ${warnings} compiler warnings`);
+  console.log(
+    `  guest RAM = linear memory: ${opts.ramSize / 2 ** 20} MiB shared (initial = maximum) at guest-physical 0x${RAM_BASE.toString(16)}; ` +
+      `stack ${STACK_SIZE / 1024} KiB at the bottom, then data, then the heap from __heap_base`,
+  );
+  if (opts.checkpatch && checkpatch() > 0) process.exitCode = 1;
+}
+
+main().catch((e: unknown) => {
+  if (e instanceof BuildError) {
+    console.error(e.message);
+    process.exit(e.exitCode);
+  }
+  console.error(e);
+  process.exit(1);
+});

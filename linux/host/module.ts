@@ -1,0 +1,124 @@
+// Finding, compiling and inspecting dist/linux/virtio-linux.wasm, and
+// creating the shared memory it imports (guest RAM).
+import fs from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { OUT, type BuildInfo } from '../build/config.js';
+
+/** dist/linux/virtio-linux.wasm (this file runs as dist/linux/host/module.js). */
+export const LINUX_WASM_PATH = fileURLToPath(new URL(`../${OUT.wasm}`, import.meta.url));
+export const LINUX_INFO_PATH = fileURLToPath(new URL(`../${OUT.info}`, import.meta.url));
+/** The extracted (and patched) Linux tree the module was built from. */
+export const LINUX_SRC_DIR = fileURLToPath(new URL(`../${OUT.src}/`, import.meta.url));
+
+/** The command that builds the module, for messages. */
+export const BUILD_COMMAND = 'npm run build:linux';
+
+export function linuxBuilt(): boolean {
+  return fs.existsSync(LINUX_WASM_PATH);
+}
+
+/** What the build recorded (Linux version, flags, RAM size), or null if absent. */
+export function linuxBuildInfo(): BuildInfo | null {
+  try {
+    return JSON.parse(fs.readFileSync(LINUX_INFO_PATH, 'utf8')) as BuildInfo;
+  } catch {
+    return null;
+  }
+}
+
+export interface MemoryImport {
+  module: string;
+  name: string;
+  /** 64 KiB pages. */
+  initial: number;
+  maximum: number | null;
+  shared: boolean;
+}
+
+function leb(bytes: Uint8Array, at: { p: number }): number {
+  let result = 0;
+  let shift = 0;
+  for (;;) {
+    const b = bytes[at.p++];
+    if (b === undefined) throw new Error('truncated LEB128 in wasm module');
+    result += (b & 0x7f) * 2 ** shift;
+    if ((b & 0x80) === 0) return result;
+    shift += 7;
+  }
+}
+
+function name(bytes: Uint8Array, at: { p: number }): string {
+  const n = leb(bytes, at);
+  const s = Buffer.from(bytes.subarray(at.p, at.p + n)).toString('utf8');
+  at.p += n;
+  return s;
+}
+
+function limits(bytes: Uint8Array, at: { p: number }): { flags: number; min: number; max: number | null } {
+  const flags = bytes[at.p++]!;
+  const min = leb(bytes, at);
+  const max = flags & 1 ? leb(bytes, at) : null;
+  return { flags, min, max };
+}
+
+/**
+ * The memory import of a module, read from its import section: the RAM
+ * size is a link constant (initial = maximum), and a shared memory must be
+ * created with exactly these limits before the module can be instantiated.
+ */
+export function memoryImport(wasm: Uint8Array): MemoryImport {
+  if (wasm.length < 8 || wasm[0] !== 0 || wasm[1] !== 0x61 || wasm[2] !== 0x73 || wasm[3] !== 0x6d) {
+    throw new Error('not a wasm module');
+  }
+  const at = { p: 8 };
+  while (at.p < wasm.length) {
+    const id = wasm[at.p++]!;
+    const size = leb(wasm, at);
+    const end = at.p + size;
+    if (id === 2) {
+      const count = leb(wasm, at);
+      for (let i = 0; i < count; i++) {
+        const module = name(wasm, at);
+        const field = name(wasm, at);
+        const kind = wasm[at.p++]!;
+        if (kind === 0) leb(wasm, at);
+        else if (kind === 1) {
+          at.p++;
+          limits(wasm, at);
+        } else if (kind === 2) {
+          const l = limits(wasm, at);
+          return { module, name: field, initial: l.min, maximum: l.max, shared: (l.flags & 2) !== 0 };
+        } else if (kind === 3) at.p += 2;
+        else throw new Error(`unknown import kind ${kind}`);
+      }
+    }
+    at.p = end;
+  }
+  throw new Error('the module imports no memory');
+}
+
+let cached: { module: WebAssembly.Module; memory: MemoryImport; mtimeMs: number } | null = null;
+
+/** Compile the built module (once per process unless the file changes). */
+export async function loadLinuxModule(): Promise<{ module: WebAssembly.Module; memory: MemoryImport }> {
+  let st: fs.Stats;
+  try {
+    st = fs.statSync(LINUX_WASM_PATH);
+  } catch {
+    throw new Error(`${LINUX_WASM_PATH} not found: run \`${BUILD_COMMAND}\``);
+  }
+  if (cached && cached.mtimeMs === st.mtimeMs) return cached;
+  const bytes = fs.readFileSync(LINUX_WASM_PATH);
+  const memory = memoryImport(bytes);
+  if (!memory.shared || memory.maximum !== memory.initial) {
+    throw new Error(`${LINUX_WASM_PATH}: expected a shared memory import with initial = maximum, got ${JSON.stringify(memory)}`);
+  }
+  const module = await WebAssembly.compile(bytes);
+  cached = { module, memory, mtimeMs: st.mtimeMs };
+  return cached;
+}
+
+/** Guest RAM for a kernel: the shared memory the module imports, zeroed. */
+export function createLinuxMemory(imp: MemoryImport): WebAssembly.Memory {
+  return new WebAssembly.Memory({ initial: imp.initial, maximum: imp.initial, shared: true });
+}
