@@ -60,6 +60,8 @@ export interface BoardStats {
   unmapped: number;
   /** Faults in the board itself (bugs); the access read 0 / was dropped. */
   internalErrors: number;
+  /** Device work queued and not yet run (0: every notification so far has been served). */
+  pendingWork: number;
   lastInternalError: string | null;
 }
 
@@ -279,7 +281,13 @@ class VirtioBoard implements Board {
         irqRaised: state?.irqRaised ?? 0,
       });
     }
-    return { slots, unmapped: this.unmapped, internalErrors: this.internalErrors, lastInternalError: this.lastInternalError };
+    return {
+      slots,
+      unmapped: this.unmapped,
+      internalErrors: this.internalErrors,
+      pendingWork: this.scheduler.pendingWork(),
+      lastInternalError: this.lastInternalError,
+    };
   }
 }
 

@@ -41,12 +41,21 @@ export class KernelInstance {
     tag?: 'boot',
   ) {
     this.dpm = new DpmCore<VirtioDevice>(tag ? { irq: bus.irq, tag } : { irq: bus.irq });
+    // Initcall order of a kernel with everything built in: transports that
+    // link before the drivers register their devices first, the drivers then
+    // bind to them as they register, and later transports' devices find the
+    // drivers there.
+    const scan = (after: boolean): void => {
+      for (const t of transportScanners) {
+        if (t.probesAfterDrivers !== after) continue;
+        const r = t.scan(bus, slots, this.virtioBus);
+        this.devices.push(...r.devices);
+        this.errors.push(...r.errors);
+      }
+    };
+    scan(false);
     for (const d of drivers) registerVirtioDriver(d, this.virtioBus);
-    for (const t of transportScanners) {
-      const r = t.scan(bus, slots, this.virtioBus);
-      this.devices.push(...r.devices);
-      this.errors.push(...r.errors);
-    }
+    scan(true);
     this.devices.sort((a, b) => a.slot - b.slot);
     for (const d of this.devices) this.dpm.devicePmAdd(pmDevice(d));
   }

@@ -25,11 +25,19 @@ export interface TransportScan {
 
 export interface TransportScanner {
   name: string;
+  /**
+   * The transport's device initcall runs after the drivers register, as in a
+   * kernel with everything built in: link order puts drivers/virtio/
+   * (virtio_mmio) before drivers/char/ and drivers/block/ (the virtio
+   * drivers), and drivers/s390/ (virtio_ccw) after them.
+   */
+  probesAfterDrivers: boolean;
   scan(bus: Bus, slots: number, virtioBus: VirtioBus): TransportScan;
 }
 
 export const mmioScanner: TransportScanner = {
   name: 'mmio',
+  probesAfterDrivers: false,
   scan(bus, slots, virtioBus) {
     const r = virtioMmioScan(bus, slots, virtioBus);
     const out: TransportScan = { devices: [], errors: [] };

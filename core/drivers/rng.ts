@@ -4,7 +4,7 @@
 import { registerKernelGlobal } from '../kernel.js';
 import { Completion, irqChipForDevice, waitForCompletionTimeout } from '../completion.js';
 import { dmaForDevice } from '../dma.js';
-import { ENODEV, ENOMEM, ETIMEDOUT } from '../uapi/errno.js';
+import { EAGAIN, ENODEV, ENOMEM, ETIMEDOUT } from '../uapi/errno.js';
 import { VIRTIO_ID_RNG } from '../uapi/ids.js';
 import {
   VIRTIO_DEV_ANY_ID,
@@ -306,4 +306,50 @@ export function virtioRngStats(vdev: VirtioDevice): RngStats {
   const vi = virtrngInfo(vdev);
   if (vi) return { ...vi.stats };
   return { ...(retired.get(vdev) ?? { requests: 0, completed: 0, bytes: 0, errors: 0 }) };
+}
+
+// ---------------------------------------------------------------------------
+// The hw_random core's reader (drivers/char/hw_random/core.c rng_dev_read):
+// every fill asks the rng's read() for rng_buffer_size() bytes with wait,
+// and what the reader does not take stays in rng_buffer for the next read.
+
+/** rng_buffer_size(): max(32, SMP_CACHE_BYTES) on the same 64-byte-line systems as VIRTRNG_DATA_SIZE. */
+export const RNG_BUFFER_SIZE = 64;
+
+const rngReader = registerKernelGlobal({ rng: null as string | null, buffer: new Uint8Array(RNG_BUFFER_SIZE), dataAvail: 0 });
+
+/**
+ * rng_dev_read(): read `size` bytes of /dev/hwrng with the device's hwrng
+ * as the current rng. Returns the bytes, or -errno from the rng's read().
+ */
+export function rngDevRead(vdev: VirtioDevice, size: number): Uint8Array | number {
+  const vi = virtrngInfo(vdev);
+  if (!vi) return -ENODEV;
+  const rng = hwrngs.get(vi)!;
+  const r = rngReader;
+  if (r.rng !== rng.name) {
+    r.rng = rng.name;
+    r.dataAvail = 0;
+  }
+  const out = new Uint8Array(size);
+  let ret = 0;
+  // virtio_read() returns 0 when a cleanup interrupted its wait; Linux reads
+  // again until a signal arrives. The model has no signals: it gives up after
+  // as many empty reads in a row as a reader would sit through.
+  for (let empty = 0; ret < size; ) {
+    if (!r.dataAvail) {
+      const bytesRead = rng.read(r.buffer, true);
+      if (bytesRead < 0) return bytesRead;
+      if (bytesRead === 0 && ++empty > 16) return -EAGAIN;
+      r.dataAvail = bytesRead;
+    }
+    let len = r.dataAvail;
+    if (len) {
+      if (len > size - ret) len = size - ret;
+      r.dataAvail -= len;
+      out.set(r.buffer.subarray(r.dataAvail, r.dataAvail + len), ret);
+      ret += len;
+    }
+  }
+  return out;
 }

@@ -31,6 +31,11 @@ export const commands: CommandEntry[] = [
     load: () => import('./fuzz.js'),
   },
   {
+    name: 'kernel-diff',
+    summary: 'run the same scenarios under the model and under Linux 6.12 (WebAssembly), compare access by access',
+    load: () => import('./kernel-diff.js'),
+  },
+  {
     name: 'trace',
     summary: 'print a recorded trace, or export it for Perfetto / chrome://tracing',
     load: () => import('./trace.js'),

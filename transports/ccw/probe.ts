@@ -129,6 +129,7 @@ export interface CcwFoundDevice {
 /** The ccw entry for the list of transport scanners (transports/index.ts). */
 export const ccwScanner = {
   name: 'ccw',
+  probesAfterDrivers: true,
   scan(bus: Bus, slots: number, virtioBus: VirtioBus): { devices: CcwFoundDevice[]; errors: { slot: number; message: string }[] } {
     const r = virtioCcwScan(bus, slots, virtioBus);
     const out: { devices: CcwFoundDevice[]; errors: { slot: number; message: string }[] } = { devices: [], errors: [] };
