@@ -8,7 +8,7 @@ import { rngDevRead, virtioRngDriver } from '../../core/drivers/rng.js';
 import { kernel } from '../../core/kernel.js';
 import type { VirtioDevice } from '../../core/virtio.js';
 import type { Machine, MachineDevice } from '../../emulator/machine.js';
-import { LinuxKernel, bootLinuxSystem, type LinuxSystem } from '../../linux/host/index.js';
+import { bootLinuxSystem, type LinuxKernel, type LinuxSystem } from '../../linux/host/index.js';
 import { virtioMmioProbe, virtioMmioRemove } from '../../transports/mmio/probe.js';
 import type { VirtioMmioDevice } from '../../transports/mmio/device.js';
 import { VirtioSystem } from '../system.js';
