@@ -197,7 +197,7 @@ function virtioConfigCoreEnable(dev: VirtioDevice): void {
 }
 
 /** The patch: spin_lock_irqsave variant, safe in noirq. */
-function virtioConfigCoreEnableNoirq(dev: VirtioDevice): void {
+export function virtioConfigCoreEnableNoirq(dev: VirtioDevice): void {
   dev.configCoreEnabled = true;
   if (dev.configChangePending) __virtioConfigChanged(dev);
 }
@@ -244,7 +244,7 @@ function virtioFeaturesOk(dev: VirtioDevice): number {
 }
 
 /** The patch: noirq-safe variant; skips the mem_acc check (it may sleep). */
-function virtioFeaturesOkNoirq(dev: VirtioDevice): number {
+export function virtioFeaturesOkNoirq(dev: VirtioDevice): number {
   if (!virtioHasFeature(dev, VIRTIO_F_VERSION_1)) return 0;
 
   virtioAddStatusNoirq(dev, VIRTIO_CONFIG_S_FEATURES_OK);
@@ -524,7 +524,7 @@ export function unregisterVirtioDevice(dev: VirtioDevice): void {
 // ---------------------------------------------------------------------------
 // Re-initialisation and system sleep
 
-function virtioDeviceReinit(dev: VirtioDevice): number {
+export function virtioDeviceReinit(dev: VirtioDevice): number {
   const drv = drvToVirtio(dev);
 
   /* We always start by resetting the device, in case a previous
@@ -550,7 +550,7 @@ function virtioDeviceReinit(dev: VirtioDevice): number {
 }
 
 /** The patch: noirq-safe variant of virtio_device_reinit(). */
-function virtioDeviceReinitNoirq(dev: VirtioDevice): number {
+export function virtioDeviceReinitNoirq(dev: VirtioDevice): number {
   const drv = drvToVirtio(dev);
 
   virtioResetDeviceNoirq(dev);

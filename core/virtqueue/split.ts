@@ -482,7 +482,7 @@ export class SplitVirtqueue<T = unknown> implements Virtqueue<T> {
       kernel.precondition(
         true,
         this.vdev,
-        `vq->vq.num_free != vq->split.vring.num (${this.name}: ${heads} buffer${heads === 1 ? '' : 's'} in flight, ${v.num - this.numFree} descriptors)`,
+        `vq->vq.num_free != vq->split.vring.num (${this.name}: ${heads} buffer${heads === 1 ? '' : 's'} in flight, ${v.num - this.numFree} descriptor${v.num - this.numFree === 1 ? '' : 's'})`,
         'virtqueue_reinit_vring',
       );
     }
