@@ -155,9 +155,9 @@ export function hibernate(dpm: DpmPhases, platform: SleepPlatform, opts: Hiberna
   const mode = opts.mode ?? 'shutdown';
   const start = dpm.record.length;
   const t: PmTransition = { kind: 'hibernate', result: 0, records: [], mode, poweredOff: false };
-  const finish = (error: number, step?: string): PmTransition => {
+  const finish = (error: number, step: string): PmTransition => {
     t.result = error;
-    if (step) t.failedStep = step;
+    t.failedStep = step;
     t.records = [...since(dpm, start), ...t.records];
     return t;
   };
@@ -189,7 +189,7 @@ export function hibernate(dpm: DpmPhases, platform: SleepPlatform, opts: Hiberna
     // kernel_power_off() with the image still valid on disk.
     if (r.error === -EAGAIN || r.error === -EBUSY) {
       kernel.log('info', null, 'PM: Wakeup event detected during hibernation, rolling back.');
-      return finish(r.error, r.step);
+      return finish(r.error, r.step!);
     }
     if (r.error) t.platformEnterError = { result: r.error, step: r.step! };
     else viaPlatform = true; // hibernation_ops->enter()

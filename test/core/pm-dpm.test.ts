@@ -347,6 +347,16 @@ describe('the PM core without slots or interrupt chip', () => {
     expect(dpm.devices).toEqual([]);
   });
 
+  it('devices without an interrupt line are left alone by suspend_device_irqs()', () => {
+    const m = maskRecorder();
+    const dpm = new DpmCore<Dev>({ irq: m.chip });
+    dpm.devicePmAdd({ name: 'noline', dev: { name: 'noline', log: [], noirqSeen: [] }, ops: allOps() });
+    dpm.devicePmAdd({ name: 'line3', dev: { name: 'line3', log: [], noirqSeen: [] }, ops: allOps(), irqLine: 3 });
+    let masked: number[] = [];
+    pmSuspend(dpm, { enterSleep: () => (masked = [...m.masked]) });
+    expect(masked).toEqual([3]);
+  });
+
   it('a boot kernel of its own tags records and hook events; PM_EVENT_ON runs no callback', () => {
     const dpm = new DpmCore<Dev>({ tag: 'boot' });
     const d: Dev = { name: 'b', log: [], noirqSeen: [] };
@@ -361,8 +371,11 @@ describe('the PM core without slots or interrupt chip', () => {
     expect(pmNoirqOp(PMSG_ON)).toBeNull();
     expect(resumeEvent(PMSG_HIBERNATE)).toBe(PMSG_RESTORE);
     expect(resumeEvent(PMSG_ON)).toBe(PMSG_ON);
-    dpm.dpmSuspendLate(PMSG_ON);
-    expect(d.log).toEqual([]);
+    // a message without callbacks (PMSG_ON) still moves the device along the lists
+    dpm.dpmPrepare(PMSG_ON);
+    expect(dpm.dpmSuspend(PMSG_ON)).toBe(0);
+    expect(dpm.dpmSuspendLate(PMSG_ON)).toBe(0);
+    expect(d.log).toEqual(['prepare']);
   });
 });
 
@@ -393,5 +406,24 @@ describe('KernelImage', () => {
     expect([...b.map.keys()]).toEqual(['a']);
     expect([...b.set]).toEqual([1]);
     expect('extra' in b).toBe(false);
+  });
+
+  it('leaves functions, array buffers, promises and weak collections out of the image', () => {
+    const fn = () => 1;
+    const buf = new ArrayBuffer(4);
+    const p = Promise.resolve(1);
+    const wm = new WeakMap<object, number>();
+    const holder: Record<string, unknown> = { fn, buf, p, wm };
+    new Uint8Array(buf)[0] = 1;
+    const img = KernelImage.capture([fn, holder]);
+    new Uint8Array(buf)[0] = 2;
+    holder.fn = null;
+    img.restore();
+    expect(holder.fn).toBe(fn);
+    expect(holder.p).toBe(p);
+    expect(holder.wm).toBe(wm);
+    // not saved, so not written back
+    expect(new Uint8Array(buf)[0]).toBe(2);
+    expect(img.objects).toBe(1);
   });
 });

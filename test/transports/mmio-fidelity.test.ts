@@ -583,6 +583,19 @@ describe('virtio_device_restore_noirq and restore over the registers', () => {
   });
 });
 
+describe('config changes without a config_changed callback', () => {
+  it('are dropped: __virtio_config_changed has nobody to tell and leaves nothing pending', async () => {
+    const drv = testDriver(VIRTIO_ID_RNG);
+    delete drv.configChanged;
+    const { m, dev } = await bound(drv);
+    expect(dev.configCoreEnabled).toBe(true);
+    expect(m.control({ op: 'inject', slot: 0, event: 'config-change' }).ok).toBe(true);
+    m.irq.deliverPending();
+    expect(dev.configChangePending).toBe(false);
+    expect(m.bus.read(m.slotAddr(0) + REG.InterruptStatus, 4)).toBe(0); // vm_interrupt ACKed it
+  });
+});
+
 describe('reset_prepare / reset_done and shutdown', () => {
   it('-EOPNOTSUPP without the callbacks; reset_done reinitialises, calls the driver and sets DRIVER_OK; errors re-enable config or set FAILED', async () => {
     const plain = await bound(testDriver(VIRTIO_ID_RNG));
@@ -602,6 +615,7 @@ describe('reset_prepare / reset_done and shutdown', () => {
     expect(dev.configCoreEnabled).toBe(false);
     tb.clear();
     expect(virtioDeviceResetDone(dev)).toBe(0);
+    expect(lines(tb).filter((l) => l === 'W Status <- 0xf')).toHaveLength(1);
     expect(lines(tb).slice(0, 5)).toEqual(['W Status <- 0x0', 'R Status = 0x0', 'W Status <- 0x1', 'R Status = 0x1', 'W Status <- 0x3']);
     expect(lines(tb).slice(-2)).toEqual(['R Status = 0xb', 'W Status <- 0xf']);
     expect(dev.configCoreEnabled).toBe(true);
@@ -612,7 +626,13 @@ describe('reset_prepare / reset_done and shutdown', () => {
     doneResult = -EIO;
     expect(virtioDeviceResetDone(dev)).toBe(-EIO);
     expect(status(dev) & VIRTIO_CONFIG_S_FAILED).toBe(VIRTIO_CONFIG_S_FAILED);
+    // a reset_done that marks DRIVER_OK itself: the core does not do it again
+    drv.resetDone = (d) => (virtioDeviceReadyNoirq(d), 0);
+    tb.clear();
+    expect(virtioDeviceResetDone(dev)).toBe(0);
+    expect(lines(tb).filter((l) => l.startsWith('W Status <- 0xf'))).toHaveLength(1);
     doneResult = 0;
+    drv.resetDone = () => doneResult;
     m.control({ op: 'inject', slot: 0, event: 'refuse-features' });
     expect(virtioDeviceResetDone(dev)).toBe(-ENODEV);
     expect(status(dev) & VIRTIO_CONFIG_S_FAILED).toBe(VIRTIO_CONFIG_S_FAILED);
