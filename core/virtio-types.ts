@@ -3,6 +3,7 @@
 // virtio_driver, virtqueue, virtio_config_ops). The functions of virtio.c
 // that work on them are in virtio.ts.
 import type { IrqReturn } from './bus.js';
+import { ENOSPC } from './uapi/errno.js';
 import { keepOutOfImage, type KernelMessage, type KernelWarning, type LogTarget } from './kernel.js';
 
 /** enum virtio_noirq_state */
@@ -49,11 +50,19 @@ export class VirtioBus {
   readonly drivers: VirtioDriver[] = [];
   readonly devices: VirtioDevice[] = [];
   private readonly ida = new Set<number>();
+  /** Highest index ida_alloc may hand out (INT_MAX in Linux; lower it to exhaust the IDA). */
+  idaMax = 0x7fff_ffff;
+  /**
+   * Harness fault: device_add() fails with this -errno (0: it does not), as
+   * a sysfs or allocation failure in kobject_add/bus_add_device would.
+   */
+  deviceAddError = 0;
 
-  /** ida_alloc: lowest free index. */
+  /** ida_alloc: lowest free index, or -ENOSPC when every index up to idaMax is taken. */
   idaAlloc(): number {
     let i = 0;
     while (this.ida.has(i)) i++;
+    if (i > this.idaMax) return -ENOSPC;
     this.ida.add(i);
     return i;
   }
@@ -87,6 +96,13 @@ export class VirtioDevice implements LogTarget {
   readonly bus: VirtioBus;
   /** Last probe result (0 when bound). */
   probeResult = 0;
+  /**
+   * The available child nodes of the transport's DT node, by compatible
+   * string ("virtio,device4"): what virtio_device_of_init() looks at.
+   */
+  ofChildNodes: readonly string[] = [];
+  /** dev->dev.of_node: the matching child node, once virtio_device_of_init() found it. */
+  ofNode: string | null = null;
   /** This device's share of the kernel log; kept out of hibernation images. */
   readonly warnings: KernelWarning[] = keepOutOfImage([]);
   readonly messages: KernelMessage[] = keepOutOfImage([]);

@@ -59,6 +59,16 @@ function drvToVirtio(dev: VirtioDevice): VirtioDriver | null {
   return dev.driver;
 }
 
+/**
+ * drv_to_virtio(dev->dev.driver) where the driver core guarantees a bound
+ * driver (the bus probe and remove): Linux dereferences it unchecked, so a
+ * NULL there is an oops, modelled as a KernelBug.
+ */
+function boundDriver(dev: VirtioDevice, where: string): VirtioDriver {
+  if (!dev.driver) throw new KernelBug(where, 'NULL pointer dereference: dev->dev.driver');
+  return dev.driver;
+}
+
 // ---------------------------------------------------------------------------
 // Feature bits (virtio_config.h)
 
@@ -187,7 +197,7 @@ function virtioConfigCoreEnable(dev: VirtioDevice): void {
 }
 
 /** The patch: spin_lock_irqsave variant, safe in noirq. */
-function virtioConfigCoreEnableNoirq(dev: VirtioDevice): void {
+export function virtioConfigCoreEnableNoirq(dev: VirtioDevice): void {
   dev.configCoreEnabled = true;
   if (dev.configChangePending) __virtioConfigChanged(dev);
 }
@@ -234,7 +244,7 @@ function virtioFeaturesOk(dev: VirtioDevice): number {
 }
 
 /** The patch: noirq-safe variant; skips the mem_acc check (it may sleep). */
-function virtioFeaturesOkNoirq(dev: VirtioDevice): number {
+export function virtioFeaturesOkNoirq(dev: VirtioDevice): number {
   if (!virtioHasFeature(dev, VIRTIO_F_VERSION_1)) return 0;
 
   virtioAddStatusNoirq(dev, VIRTIO_CONFIG_S_FEATURES_OK);
@@ -269,8 +279,7 @@ export function virtioResetDeviceNoirq(dev: VirtioDevice): void {
 // Bus probe / remove / shutdown
 
 function virtioDevProbe(dev: VirtioDevice): number {
-  const drv = drvToVirtio(dev);
-  if (!drv) return -ENODEV;
+  const drv = boundDriver(dev, 'virtio_dev_probe');
   let err: number;
 
   /* We have a driver! */
@@ -341,8 +350,7 @@ function probeErr(dev: VirtioDevice, err: number): number {
 }
 
 function virtioDevRemove(dev: VirtioDevice): void {
-  const drv = drvToVirtio(dev);
-  if (!drv) return;
+  const drv = boundDriver(dev, 'virtio_dev_remove');
 
   virtioConfigCoreDisable(dev);
 
@@ -423,13 +431,55 @@ export function unregisterVirtioDriver(driver: VirtioDriver, bus: VirtioBus = vi
 }
 
 /**
+ * virtio_device_of_init: bind the transport's one DT child node if it is
+ * compatible with "virtio,device<id>". More than one child is WARN_ON and
+ * -EINVAL.
+ */
+function virtioDeviceOfInit(dev: VirtioDevice): number {
+  const count = dev.ofChildNodes.length;
+  if (!count) return 0;
+
+  /* There can be only 1 child node */
+  if (kernel.warnOn(count > 1, dev, 'count > 1', 'virtio_device_of_init')) return -EINVAL;
+
+  const np = dev.ofChildNodes[0]!;
+  const compat = `virtio,device${dev.id.device.toString(16)}`;
+
+  /* Not compatible: don't init of_node. */
+  if (np !== compat) return 0;
+
+  dev.ofNode = np;
+  return 0;
+}
+
+/** device_add(): makes the device visible and lets the bus find it a driver. */
+function deviceAdd(dev: VirtioDevice): number {
+  if (dev.bus.deviceAddError) return -Math.abs(dev.bus.deviceAddError);
+  dev.bus.devices.push(dev);
+  busProbeDevice(dev);
+  return 0;
+}
+
+/**
  * register_virtio_device - register virtio device
- * Returns 0 on success, -error on failure.
+ * Returns 0 on success, -error on failure (FAILED set in the status, the
+ * index freed again).
  */
 export function registerVirtioDevice(dev: VirtioDevice): number {
+  let err: number;
+
   /* Assign a unique device index and hence name. */
-  dev.index = dev.bus.idaAlloc();
+  err = dev.bus.idaAlloc();
+  if (err < 0) return registerErr(dev, err);
+
+  dev.index = err;
   dev.name = `virtio${dev.index}`;
+
+  err = virtioDeviceOfInit(dev);
+  if (err) {
+    dev.bus.idaFree(dev.index);
+    return registerErr(dev, err);
+  }
 
   dev.configDriverDisabled = false;
   dev.configCoreEnabled = false;
@@ -446,10 +496,20 @@ export function registerVirtioDevice(dev: VirtioDevice): number {
   virtioAddStatus(dev, VIRTIO_CONFIG_S_ACKNOWLEDGE);
 
   /* device_add() causes the bus infrastructure to look for a matching driver. */
-  dev.bus.devices.push(dev);
-  busProbeDevice(dev);
+  err = deviceAdd(dev);
+  if (err) {
+    dev.ofNode = null; /* of_node_put */
+    dev.bus.idaFree(dev.index);
+    return registerErr(dev, err);
+  }
 
   return 0;
+}
+
+/** register_virtio_device's out: label */
+function registerErr(dev: VirtioDevice, err: number): number {
+  virtioAddStatus(dev, VIRTIO_CONFIG_S_FAILED);
+  return err;
 }
 
 export function unregisterVirtioDevice(dev: VirtioDevice): void {
@@ -464,7 +524,7 @@ export function unregisterVirtioDevice(dev: VirtioDevice): void {
 // ---------------------------------------------------------------------------
 // Re-initialisation and system sleep
 
-function virtioDeviceReinit(dev: VirtioDevice): number {
+export function virtioDeviceReinit(dev: VirtioDevice): number {
   const drv = drvToVirtio(dev);
 
   /* We always start by resetting the device, in case a previous
@@ -490,7 +550,7 @@ function virtioDeviceReinit(dev: VirtioDevice): number {
 }
 
 /** The patch: noirq-safe variant of virtio_device_reinit(). */
-function virtioDeviceReinitNoirq(dev: VirtioDevice): number {
+export function virtioDeviceReinitNoirq(dev: VirtioDevice): number {
   const drv = drvToVirtio(dev);
 
   virtioResetDeviceNoirq(dev);

@@ -2,13 +2,13 @@
 // machine, a machine with a booted kernel, the kernel model's drivers and
 // the pieces a harness needs to drive and inspect system sleep.
 export { Machine, type MachineOptions, type MachineDevice } from '../emulator/machine.js';
-export { VirtioSystem, KernelInstance, type SystemOptions, type SleepOptions, type PowerModel } from './system.js';
+export { VirtioSystem, KernelInstance, type SystemOptions, type SleepOptions, type HibernateSystemOptions, type PowerModel } from './system.js';
 export type { ControlRequest, ControlResponse, DeviceSpec, TransportKind } from '../emulator/board-contract.js';
 export { BusError, PLATFORM, type Bus, type IrqChip, type GuestMemory } from '../core/bus.js';
 export { kernel, type KernelWarning, type KernelMessage } from '../core/kernel.js';
 export * from '../core/virtio.js';
 export { DpmCore, type PmDevice, type PmInjection, type PmCallRecord } from '../core/pm/dpm.js';
-export { pmSuspend, hibernate, type PmTransition } from '../core/pm/system.js';
+export { pmSuspend, hibernate, HIBERNATION_MODES, type HibernationMode, type PmTransition } from '../core/pm/system.js';
 export { PM_CALLBACKS, type PmCallbackName } from '../core/pm/pm.js';
 export { drivers, driverByName } from '../core/drivers/index.js';
 export { virtioRngDriver, virtioRngRead } from '../core/drivers/rng.js';

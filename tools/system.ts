@@ -6,8 +6,8 @@ import { dmaFor } from '../core/dma.js';
 import { drivers as shippedDrivers } from '../core/drivers/index.js';
 import { keepOutOfImage, kernelGlobals } from '../core/kernel.js';
 import { DpmCore, type PmDevice, type PmInjection } from '../core/pm/dpm.js';
-import { type PmTransition, hibernate, pmSuspend } from '../core/pm/system.js';
-import { VirtioBus, type VirtioDevice, type VirtioDriver, registerVirtioDriver } from '../core/virtio.js';
+import { type HibernationMode, type PmTransition, hibernate, pmSuspend } from '../core/pm/system.js';
+import { VirtioBus, type VirtioDevice, type VirtioDriver, registerVirtioDriver, virtioDevShutdown } from '../core/virtio.js';
 import { type FoundDevice, transportScanners } from '../transports/index.js';
 import { Machine, type MachineOptions } from '../emulator/machine.js';
 
@@ -25,6 +25,16 @@ export interface SystemOptions extends MachineOptions {
 export interface SleepOptions {
   /** What the platform does to devices while the system sleeps (default retain). */
   power?: PowerModel;
+}
+
+export interface HibernateSystemOptions extends SleepOptions {
+  /**
+   * hibernation_mode. 'shutdown' (the default, as Linux on a board without
+   * platform hibernation ops such as this arm64 virt board): device_shutdown()
+   * and power off, no poweroff callbacks. 'platform': the board is taken to
+   * have platform hibernation ops (ACPI S4 style), so the poweroff phases run.
+   */
+  mode?: HibernationMode;
 }
 
 /** One kernel's view of the machine: its virtio bus, devices and PM list. */
@@ -67,7 +77,8 @@ export class KernelInstance {
 }
 
 function pmDevice(d: FoundDevice): PmDevice<VirtioDevice> {
-  return { name: d.vdev.name, dev: d.vdev, ops: d.pm, irqLine: d.line, slot: d.slot };
+  // Every virtio device sits on the virtio bus, whose shutdown is virtio_dev_shutdown.
+  return { name: d.vdev.name, dev: d.vdev, ops: d.pm, irqLine: d.line, slot: d.slot, shutdown: virtioDevShutdown };
 }
 
 /**
@@ -171,11 +182,14 @@ export class VirtioSystem {
   }
 
   /**
-   * Hibernate: image, thaw, power off, power on with a boot kernel that probes
-   * the devices afresh and quiesces them, then the jump into the image.
+   * Hibernate: image, thaw, power_down() (shutdown mode: device_shutdown();
+   * platform mode: the poweroff phases), power off, power on with a boot
+   * kernel that probes the devices afresh and quiesces them, then the jump
+   * into the image.
    */
-  hibernate(opts: SleepOptions = {}): PmTransition {
+  hibernate(opts: HibernateSystemOptions = {}): PmTransition {
     const power = opts.power ?? 'fresh';
+    const mode = opts.mode ?? 'shutdown';
     const mem = this.machine.mem;
     let bootBus: BootKernelBus | null = null;
     const t = hibernate(
@@ -197,6 +211,7 @@ export class VirtioSystem {
       {
         imageRoots: [this.kernel, dmaFor(mem), ...kernelGlobals()],
         ram: mem.u8,
+        mode,
       },
     );
     (bootBus as BootKernelBus | null)?.discard();

@@ -25,10 +25,15 @@ export interface PmDevice<D = unknown> {
   readonly irqLine?: number;
   /** Slot on the board, for reports. */
   readonly slot?: number;
+  /** dev->bus->shutdown (virtio_dev_shutdown for a virtio device), run by device_shutdown(). */
+  readonly shutdown?: (dev: D) => void;
 }
 
+/** A PM callback, or 'shutdown': the bus shutdown device_shutdown() runs at power-off. */
+export type PmRecordPhase = PmCallbackName | 'shutdown';
+
 export interface PmCallRecord {
-  phase: PmCallbackName;
+  phase: PmRecordPhase;
   device: string;
   slot?: number;
   result: number;
@@ -51,7 +56,7 @@ export interface PmInjection {
 
 /** Called around every callback a phase runs (harness hook: inject device events between phases). */
 export type PmCallbackHook = (e: {
-  phase: PmCallbackName;
+  phase: PmRecordPhase;
   device: string;
   slot?: number;
   when: 'before' | 'after';
@@ -137,6 +142,29 @@ export class DpmCore<D = unknown> {
     for (const h of this.hooks) h({ ...at, when: 'after', result: r.result });
     if (r.result) this.k.log('err', null, `PM: ${pd.name}: ${phase} failed: ${errnoName(r.result)}`);
     return r.result;
+  }
+
+  /**
+   * device_shutdown() (drivers/base/core.c), as kernel_power_off() runs it:
+   * every device's bus shutdown, the last registered first, with interrupts
+   * on. A shutdown returns nothing; one that throws is recorded as -EIO.
+   */
+  deviceShutdown(): void {
+    for (const pd of [...this.devices].reverse()) {
+      if (!pd.shutdown) continue;
+      const r: PmCallRecord = this.tagged({ phase: 'shutdown' as const, device: pd.name, result: 0 });
+      if (pd.slot !== undefined) r.slot = pd.slot;
+      const at = this.tagged({ phase: 'shutdown' as const, device: pd.name, ...(pd.slot !== undefined ? { slot: pd.slot } : {}) });
+      for (const h of this.hooks) h({ ...at, when: 'before' });
+      try {
+        pd.shutdown(pd.dev);
+      } catch (e) {
+        r.result = -EIO;
+        r.error = e instanceof Error ? e.message : String(e);
+      }
+      this.record.push(r);
+      for (const h of this.hooks) h({ ...at, when: 'after', result: r.result });
+    }
   }
 
   /** suspend_device_irqs(): mask device lines; interrupts latch meanwhile. */

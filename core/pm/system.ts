@@ -3,6 +3,7 @@
 // create_image, hibernation_platform_enter, hibernation_restore,
 // resume_target_kernel), over a DpmCore. What the platform does to devices
 // while the system sleeps is a hook, so core/ stays free of the emulator.
+import { EAGAIN, EBUSY } from '../uapi/errno.js';
 import { keepOutOfImage, kernel } from '../kernel.js';
 import type { PmCallRecord } from './dpm.js';
 import { KernelImage } from './image.js';
@@ -19,6 +20,8 @@ export interface DpmPhases {
   dpmResumeEarly(state: PmMessage): void;
   dpmResumeStart(state: PmMessage): void;
   dpmResumeEnd(state: PmMessage): void;
+  /** device_shutdown() (drivers/base/core.c): each device's bus shutdown, last registered first. */
+  deviceShutdown(): void;
 }
 
 export type SleepKind = 'suspend' | 'hibernate';
@@ -45,6 +48,17 @@ export interface PmTransition {
   records: PmCallRecord[];
   /** Objects saved in the hibernation image. */
   imageObjects?: number;
+  /** Hibernation: the hibernation_mode used. */
+  mode?: HibernationMode;
+  /** Hibernation: the machine lost power (false: aborted before power_down(), or rolled back). */
+  poweredOff?: boolean;
+  /**
+   * Hibernation, platform mode: hibernation_platform_enter() failed with an
+   * error other than -EAGAIN/-EBUSY; power_down() fell through to
+   * kernel_power_off() and the image, still valid, was restored on the next
+   * boot. result then tells how that restore went.
+   */
+  platformEnterError?: { result: number; step: 'poweroff' | 'poweroff_noirq' };
 }
 
 function since(dpm: DpmPhases, start: number): PmCallRecord[] {
@@ -84,24 +98,66 @@ export function pmSuspend(dpm: DpmPhases, platform: SleepPlatform = {}): PmTrans
   return t;
 }
 
+/**
+ * hibernation_mode: 'platform' enters the sleep state through the platform's
+ * hibernation ops (hibernation_platform_enter(): the poweroff phases, then
+ * ops->enter()); 'shutdown' writes the image and calls kernel_power_off()
+ * (device_shutdown(), no poweroff callbacks). Linux selects 'platform' only
+ * when the platform registered hibernation ops (ACPI S4 does; the arm64
+ * virt board has none), so 'shutdown' is the default.
+ */
+export type HibernationMode = 'platform' | 'shutdown';
+
+export const HIBERNATION_MODES: readonly HibernationMode[] = ['platform', 'shutdown'];
+
 export interface HibernateOptions {
   /** The image kernel's memory: the objects the image saves (devices, vqs, DMA allocator, the DpmCore). */
   imageRoots: object[];
   /** Guest RAM, saved in the image and written back on restore. */
   ram?: Uint8Array;
+  /** hibernation_mode (default 'shutdown', Linux's default on a platform without hibernation ops). */
+  mode?: HibernationMode;
+}
+
+/** What hibernation_platform_enter() returned, and the device step that failed. */
+interface PlatformEnter {
+  error: number;
+  step?: 'poweroff' | 'poweroff_noirq';
 }
 
 /**
- * hibernate(): image creation (freeze … thaw), the image write's power-down
- * (poweroff phases), power loss, and restore by a boot kernel that quiesces
- * its devices and jumps into the image (restore phases).
+ * hibernation_platform_enter() after ops->begin(): the poweroff phases; on a
+ * failure the devices come back through the restore callbacks
+ * (Resume_devices: dpm_resume_end(PMSG_RESTORE)). On success the platform's
+ * enter() powers the machine off.
+ */
+function hibernationPlatformEnter(dpm: DpmPhases): PlatformEnter {
+  let error = dpm.dpmSuspendStart(PMSG_HIBERNATE);
+  if (error) {
+    dpm.dpmResumeEnd(PMSG_RESTORE);
+    return { error, step: 'poweroff' };
+  }
+  error = dpm.dpmSuspendEnd(PMSG_HIBERNATE);
+  if (error) {
+    dpm.dpmResumeEnd(PMSG_RESTORE);
+    return { error, step: 'poweroff_noirq' };
+  }
+  return { error: 0 };
+}
+
+/**
+ * hibernate(): image creation (freeze … thaw), the image write's power_down()
+ * (platform mode: the poweroff phases; shutdown mode: device_shutdown()),
+ * power loss, and restore by a boot kernel that quiesces its devices and
+ * jumps into the image (restore phases).
  */
 export function hibernate(dpm: DpmPhases, platform: SleepPlatform, opts: HibernateOptions): PmTransition {
+  const mode = opts.mode ?? 'shutdown';
   const start = dpm.record.length;
-  const t: PmTransition = { kind: 'hibernate', result: 0, records: [] };
-  const finish = (error: number, step?: string): PmTransition => {
+  const t: PmTransition = { kind: 'hibernate', result: 0, records: [], mode, poweredOff: false };
+  const finish = (error: number, step: string): PmTransition => {
     t.result = error;
-    if (step) t.failedStep = step;
+    t.failedStep = step;
     t.records = [...since(dpm, start), ...t.records];
     return t;
   };
@@ -124,20 +180,25 @@ export function hibernate(dpm: DpmPhases, platform: SleepPlatform, opts: Hiberna
   dpm.dpmResumeStart(PMSG_THAW);
   dpm.dpmResumeEnd(PMSG_THAW);
 
-  // swsusp_write(), then power_down() → hibernation_platform_enter()
-  error = dpm.dpmSuspendStart(PMSG_HIBERNATE);
-  if (error) {
-    dpm.dpmResumeEnd(PMSG_RESTORE);
-    return finish(error, 'poweroff');
+  // swsusp_write(), then power_down()
+  let viaPlatform = false;
+  if (mode === 'platform') {
+    const r = hibernationPlatformEnter(dpm);
+    // Only a wakeup event rolls back: the image is discarded (swsusp_unmark)
+    // and the system runs on. Any other error falls through to
+    // kernel_power_off() with the image still valid on disk.
+    if (r.error === -EAGAIN || r.error === -EBUSY) {
+      kernel.log('info', null, 'PM: Wakeup event detected during hibernation, rolling back.');
+      return finish(r.error, r.step!);
+    }
+    if (r.error) t.platformEnterError = { result: r.error, step: r.step! };
+    else viaPlatform = true; // hibernation_ops->enter()
   }
-  error = dpm.dpmSuspendEnd(PMSG_HIBERNATE);
-  if (error) {
-    dpm.dpmResumeEnd(PMSG_RESTORE);
-    return finish(error, 'poweroff_noirq');
-  }
+  // kernel_power_off(): kernel_shutdown_prepare() runs device_shutdown().
+  if (!viaPlatform) dpm.deviceShutdown();
   platform.powerOff?.();
+  t.poweredOff = true;
   kernel.noirqDepth = 0; // the powered-off kernel is gone; the boot kernel starts afresh
-
   // Power on: the boot kernel probes afresh, then hibernation_restore().
   const beforePowerOff = since(dpm, start);
   const bootRecords: PmCallRecord[] = [];

@@ -462,14 +462,31 @@ export class SplitVirtqueue<T = unknown> implements Virtqueue<T> {
   }
 
   /**
-   * virtqueue_reinit_vring → virtqueue_reset_split: zero the shared indices
-   * and event fields in place and return the software state to what a new
-   * queue has. All buffers must have been used or detached; the free list is
-   * rebuilt from scratch, so the queue is consistent even if one was not.
+   * virtqueue_reinit_vring → virtqueue_reset_split (virtqueue_reinit_split
+   * in 6.12): zero the shared flags, indices and event fields in place, then
+   * virtqueue_init() and virtqueue_vring_init_split(). As in Linux,
+   * free_head, desc_state (tokens, indirect tables) and desc_extra are left
+   * alone: every buffer must have been used or detached first. A buffer still
+   * in flight is a driver bug Linux does not check here: num_free says the
+   * whole ring is free while the free list still lacks the in-flight chains,
+   * whose tokens never complete; the state later trips
+   * virtqueue_detach_unused_buf_split's BUG_ON(num_free != vring.num). The
+   * harness records it as a 'precondition' warning.
    */
   reinitVring(): void {
     const ring = this.ring;
     const v = this.vring;
+    if (this.numFree !== v.num) {
+      let heads = 0;
+      for (const d of this.stateData) if (d !== null && d !== undefined) heads++;
+      kernel.precondition(
+        true,
+        this.vdev,
+        `vq->vq.num_free != vq->split.vring.num (${this.name}: ${heads} buffer${heads === 1 ? '' : 's'} in flight, ${v.num - this.numFree} descriptor${v.num - this.numFree === 1 ? '' : 's'})`,
+        'virtqueue_reinit_vring',
+      );
+    }
+
     ring.publish16(availFlags(v), 0);
     ring.publish16(availIdx(v), 0);
     // reset avail event
@@ -484,11 +501,6 @@ export class SplitVirtqueue<T = unknown> implements Virtqueue<T> {
     this.lastUsed = 0;
     this.eventTriggered = false;
     this.numAdded = 0;
-    for (let h = 0; h < v.num; h++) {
-      const table = this.stateIndir[h]!;
-      if (table !== 0) this.dma.free(table);
-    }
-    this.initDescState();
 
     this.vringInitSplit();
   }

@@ -4,11 +4,11 @@
 import { beforeEach, describe, expect, it } from 'vitest';
 import type { IrqChip } from '../../core/bus.js';
 import { kernel } from '../../core/kernel.js';
-import { DpmCore, type PmDevice } from '../../core/pm/dpm.js';
+import { DpmCore, formatRecord, type PmDevice } from '../../core/pm/dpm.js';
 import { KernelImage } from '../../core/pm/image.js';
-import { PM_CALLBACKS, type DevPmOps, type PmCallbackName } from '../../core/pm/pm.js';
+import { PM_CALLBACKS, PMSG_HIBERNATE, PMSG_ON, PMSG_RESTORE, pmLateEarlyOp, pmNoirqOp, pmOp, resumeEvent, type DevPmOps, type PmCallbackName } from '../../core/pm/pm.js';
 import { hibernate, pmSuspend } from '../../core/pm/system.js';
-import { EBUSY, EIO } from '../../core/uapi/errno.js';
+import { EAGAIN, EBUSY, EINVAL, EIO } from '../../core/uapi/errno.js';
 
 interface Dev {
   name: string;
@@ -172,7 +172,7 @@ describe('hibernation', () => {
           return boot.dpm;
         },
       },
-      { imageRoots: [state], ram },
+      { imageRoots: [state], ram, mode: 'platform' },
     );
     expect(t.result).toBe(0);
     expect(events).toEqual(['powerOff', 'boot']);
@@ -193,7 +193,7 @@ describe('hibernation', () => {
     const { dpm, devs } = setup(2);
     dpm.inject({ phase: 'freeze_noirq', device: 'd0', errno: EIO });
     let off = false;
-    const t = hibernate(dpm, { powerOff: () => (off = true) }, { imageRoots: [] });
+    const t = hibernate(dpm, { powerOff: () => (off = true) }, { imageRoots: [], mode: 'platform' });
     expect(t.result).toBe(-EIO);
     expect(off).toBe(false);
     expect(devs[1]!.dev.log).toEqual(['prepare', 'freeze', 'freeze_late', 'freeze_noirq', 'thaw_noirq', 'thaw_early', 'thaw', 'complete']);
@@ -201,13 +201,181 @@ describe('hibernation', () => {
   });
 
   it('a failure in poweroff restores devices and does not power off', () => {
+    // Only -EBUSY/-EAGAIN (a wakeup event) roll back; other errors power off anyway (below).
     const { dpm, devs } = setup(1);
-    dpm.inject({ phase: 'poweroff', device: 'd0', errno: EIO });
+    dpm.inject({ phase: 'poweroff', device: 'd0', errno: EBUSY });
     let off = false;
-    const t = hibernate(dpm, { powerOff: () => (off = true) }, { imageRoots: [] });
-    expect(t).toMatchObject({ result: -EIO, failedStep: 'poweroff' });
+    const t = hibernate(dpm, { powerOff: () => (off = true) }, { imageRoots: [], mode: 'platform' });
+    expect(t).toMatchObject({ result: -EBUSY, failedStep: 'poweroff' });
     expect(off).toBe(false);
     expect(devs[0]!.dev.log.slice(8)).toEqual(['prepare', 'complete']);
+  });
+});
+
+describe('hibernation: modes, power_down() and the boot kernel (kernel/power/hibernate.c)', () => {
+  function withShutdown(n = 2) {
+    const r = setup(n);
+    const order: string[] = [];
+    r.devs.forEach((pd, i) => Object.assign(pd, { shutdown: (d: Dev) => (d.log.push('shutdown'), order.push(`d${i}`)) }));
+    return { ...r, order };
+  }
+
+  it('shutdown mode (the default): no poweroff callbacks; device_shutdown last device first, then power off', () => {
+    const { dpm, devs, order } = withShutdown();
+    const events: string[] = [];
+    // The image holds the PM lists (and with them the devices' logs, as at the snapshot).
+    const t = hibernate(dpm, { powerOff: () => events.push(`off after ${order.join(',')}`) }, { imageRoots: [dpm] });
+    expect(t).toMatchObject({ result: 0, mode: 'shutdown', poweredOff: true });
+    expect(order).toEqual(['d1', 'd0']);
+    expect(events).toEqual(['off after d1,d0']);
+    expect(t.records.filter((r) => r.device === 'd0').map((r) => r.phase)).toEqual([
+      'prepare', 'freeze', 'freeze_late', 'freeze_noirq', 'thaw_noirq', 'thaw_early', 'thaw', 'complete',
+      'shutdown', 'restore_noirq', 'restore_early', 'restore', 'complete',
+    ]);
+    expect(devs[0]!.dev.log).toEqual(['prepare', 'freeze', 'freeze_late', 'freeze_noirq', 'restore_noirq', 'restore_early', 'restore', 'complete']);
+    expect(t.records.filter((r) => r.phase === 'shutdown').map((r) => [r.device, r.slot, r.result])).toEqual([
+      ['d1', 1, 0],
+      ['d0', 0, 0],
+    ]);
+  });
+
+  it('platform mode: the poweroff phases and enter(), no device_shutdown', () => {
+    const { dpm, order } = withShutdown();
+    const t = hibernate(dpm, { powerOff: () => {} }, { imageRoots: [], mode: 'platform' });
+    expect(t).toMatchObject({ result: 0, mode: 'platform', poweredOff: true });
+    expect(order).toEqual([]);
+    expect(t.records.some((r) => r.phase === 'poweroff_noirq')).toBe(true);
+  });
+
+  it.each([
+    ['poweroff', EIO, 'poweroff', ['complete']],
+    ['poweroff_late', EIO, 'poweroff_noirq', ['restore', 'complete']],
+    ['poweroff_noirq', EINVAL, 'poweroff_noirq', ['restore_early', 'restore', 'complete']],
+  ] as const)('platform mode, %s failing with another errno: restore callbacks, then device_shutdown and power off; the image is restored', (phase, errno, step, back) => {
+    const { dpm, order } = withShutdown(1);
+    dpm.inject({ phase, device: 'd0', errno });
+    let off = 0;
+    const t = hibernate(dpm, { powerOff: () => void off++ }, { imageRoots: [dpm], mode: 'platform' });
+    expect(t).toMatchObject({ result: 0, poweredOff: true, platformEnterError: { result: -errno, step } });
+    expect(off).toBe(1);
+    expect(order).toEqual(['d0']);
+    const log = t.records.map((r) => r.phase);
+    const failed = log.indexOf(phase);
+    // Resume_devices: dpm_resume_end(PMSG_RESTORE) (restore for what got past poweroff, complete) before the shutdown
+    expect(log.slice(failed + 1, log.indexOf('shutdown'))).toEqual([...back]);
+    // the image, still valid, is restored on the next boot
+    expect(log.slice(log.indexOf('shutdown') + 1)).toEqual(['restore_noirq', 'restore_early', 'restore', 'complete']);
+  });
+
+  it('platform mode, -EAGAIN: rolled back with the restore callbacks, no power off, the image discarded', () => {
+    const { dpm, devs, order } = withShutdown(1);
+    dpm.inject({ phase: 'poweroff_noirq', device: 0, errno: EAGAIN });
+    let off = false;
+    let booted = false;
+    const t = hibernate(dpm, { powerOff: () => (off = true), bootKernel: () => ((booted = true), setup(1).dpm) }, { imageRoots: [], mode: 'platform' });
+    expect(t).toMatchObject({ result: -EAGAIN, failedStep: 'poweroff_noirq', poweredOff: false });
+    expect([off, booted, order]).toEqual([false, false, []]);
+    expect(devs[0]!.dev.log.slice(-3)).toEqual(['restore_early', 'restore', 'complete']);
+    expect(kernel.messages.map((m) => m.msg)).toContain('PM: Wakeup event detected during hibernation, rolling back.');
+  });
+
+  it.each([
+    ['freeze', 'freeze'],
+    ['freeze_late', 'freeze_noirq'],
+    ['prepare', 'freeze'],
+  ] as const)('a failure in %s during image creation: recover callbacks, no image, no power off', (phase, step) => {
+    const { dpm } = setup(2);
+    dpm.inject({ phase, device: 'd0', errno: EIO });
+    let off = false;
+    const t = hibernate(dpm, { powerOff: () => (off = true) }, { imageRoots: [] });
+    expect(t).toMatchObject({ result: -EIO, failedStep: step, poweredOff: false });
+    expect(t.imageObjects).toBeUndefined();
+    expect(off).toBe(false);
+  });
+
+  it.each(['freeze', 'freeze_late', 'freeze_noirq'] as const)('the boot kernel failing to quiesce (%s): the boot kernel carries on, the image kernel never runs again', (phase) => {
+    const { dpm, devs } = setup(1);
+    const boot = setup(2);
+    boot.dpm.inject({ phase, device: 'd0', errno: EBUSY });
+    const t = hibernate(dpm, { powerOff: () => {}, bootKernel: () => boot.dpm }, { imageRoots: [] });
+    expect(t).toMatchObject({ result: -EBUSY, failedStep: 'quiesce', poweredOff: true });
+    expect(devs[0]!.dev.log).not.toContain('restore_noirq');
+    // recover (thaw) callbacks in the boot kernel for what had been quiesced
+    expect(boot.devs[1]!.dev.log).toContain('thaw');
+    expect(t.records.filter((r) => r.kernel === 'boot').length).toBeGreaterThan(0);
+  });
+
+  it('a shutdown that throws is recorded as -EIO; devices without one are skipped', () => {
+    const { dpm, devs } = setup(2);
+    Object.assign(devs[1]!, {
+      shutdown: () => {
+        throw new Error('wedged');
+      },
+    });
+    dpm.deviceShutdown();
+    expect(dpm.record.map((r) => [r.phase, r.device, r.result, r.error])).toEqual([['shutdown', 'd1', -EIO, 'wedged']]);
+  });
+});
+
+describe('the PM core without slots or interrupt chip', () => {
+  it('records without a slot, injections by name, callbacks that are missing or throw non-Errors, formatRecord', () => {
+    const dpm = new DpmCore<Dev>();
+    const d: Dev = { name: 'solo', log: [], noirqSeen: [] };
+    const ops: DevPmOps<Dev> = {
+      suspend: () => {
+        throw 'plain';
+      },
+    };
+    const pd: PmDevice<Dev> = { name: 'solo', dev: d, ops, shutdown: () => {
+      throw 7;
+    } };
+    dpm.devicePmAdd(pd);
+    const t = pmSuspend(dpm);
+    expect(t.result).toBe(-EIO);
+    const r = t.records[0]!;
+    expect(r).toEqual({ phase: 'suspend', device: 'solo', result: -EIO, error: 'plain' });
+    expect(formatRecord(r)).toBe('suspend solo: -EIO (plain)');
+    dpm.inject({ phase: 'resume', device: 'solo', errno: EIO });
+    dpm.inject({ phase: 'suspend_noirq', device: 'solo', errno: EBUSY });
+    delete ops.suspend;
+    const t2 = pmSuspend(dpm);
+    expect(t2.records.map(formatRecord)).toEqual(['suspend_noirq solo: -EBUSY (injected)', 'resume solo: -EIO (injected)']);
+    dpm.deviceShutdown();
+    expect(dpm.record.at(-1)).toEqual({ phase: 'shutdown', device: 'solo', result: -EIO, error: '7' });
+    dpm.devicePmRemove(pd);
+    dpm.devicePmRemove(pd);
+    expect(dpm.devices).toEqual([]);
+  });
+
+  it('devices without an interrupt line are left alone by suspend_device_irqs()', () => {
+    const m = maskRecorder();
+    const dpm = new DpmCore<Dev>({ irq: m.chip });
+    dpm.devicePmAdd({ name: 'noline', dev: { name: 'noline', log: [], noirqSeen: [] }, ops: allOps() });
+    dpm.devicePmAdd({ name: 'line3', dev: { name: 'line3', log: [], noirqSeen: [] }, ops: allOps(), irqLine: 3 });
+    let masked: number[] = [];
+    pmSuspend(dpm, { enterSleep: () => (masked = [...m.masked]) });
+    expect(masked).toEqual([3]);
+  });
+
+  it('a boot kernel of its own tags records and hook events; PM_EVENT_ON runs no callback', () => {
+    const dpm = new DpmCore<Dev>({ tag: 'boot' });
+    const d: Dev = { name: 'b', log: [], noirqSeen: [] };
+    dpm.devicePmAdd({ name: 'b', dev: d, ops: allOps(), shutdown: () => {} });
+    const seen: (string | undefined)[] = [];
+    dpm.hooks.push((e) => seen.push(e.kernel));
+    dpm.deviceShutdown();
+    expect(dpm.record[0]).toEqual({ phase: 'shutdown', device: 'b', result: 0, kernel: 'boot' });
+    expect(seen).toEqual(['boot', 'boot']);
+    expect(pmOp(PMSG_ON)).toBeNull();
+    expect(pmLateEarlyOp(PMSG_ON)).toBeNull();
+    expect(pmNoirqOp(PMSG_ON)).toBeNull();
+    expect(resumeEvent(PMSG_HIBERNATE)).toBe(PMSG_RESTORE);
+    expect(resumeEvent(PMSG_ON)).toBe(PMSG_ON);
+    // a message without callbacks (PMSG_ON) still moves the device along the lists
+    dpm.dpmPrepare(PMSG_ON);
+    expect(dpm.dpmSuspend(PMSG_ON)).toBe(0);
+    expect(dpm.dpmSuspendLate(PMSG_ON)).toBe(0);
+    expect(d.log).toEqual(['prepare']);
   });
 });
 
@@ -238,5 +406,24 @@ describe('KernelImage', () => {
     expect([...b.map.keys()]).toEqual(['a']);
     expect([...b.set]).toEqual([1]);
     expect('extra' in b).toBe(false);
+  });
+
+  it('leaves functions, array buffers, promises and weak collections out of the image', () => {
+    const fn = () => 1;
+    const buf = new ArrayBuffer(4);
+    const p = Promise.resolve(1);
+    const wm = new WeakMap<object, number>();
+    const holder: Record<string, unknown> = { fn, buf, p, wm };
+    new Uint8Array(buf)[0] = 1;
+    const img = KernelImage.capture([fn, holder]);
+    new Uint8Array(buf)[0] = 2;
+    holder.fn = null;
+    img.restore();
+    expect(holder.fn).toBe(fn);
+    expect(holder.p).toBe(p);
+    expect(holder.wm).toBe(wm);
+    // not saved, so not written back
+    expect(new Uint8Array(buf)[0]).toBe(2);
+    expect(img.objects).toBe(1);
   });
 });

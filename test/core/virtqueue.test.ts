@@ -418,11 +418,13 @@ describe('detach_unused_buf and reinit_vring', () => {
     expect(vq.numFree).toBe(8);
     expect(vq.availIdx).toBe(0);
     expect(vq.lastUsedIdx).toBe(0);
-    // It works as a fresh ring for a fresh device peer.
+    // It works as a fresh ring for a fresh device peer. free_head is left
+    // alone (virtqueue_reset_split does not touch it): the last chain
+    // detached, head 4, is the first one handed out again.
     const fresh = new VringPeer(s.mem, 8, vq.getDescAddr(), vq.getAvailAddr(), vq.getUsedAddr());
     vq.addInbuf([buf(0x4010_0000, 4)], 'again');
     const c = fresh.pop()!;
-    expect(c.head).toBe(0);
+    expect(c.head).toBe(4);
     fresh.push(c.head, 2);
     expect(vq.getBuf()).toEqual({ data: 'again', len: 2 });
   });

@@ -47,6 +47,8 @@ describe('usage errors: exit 2, one line, no stack', () => {
     ['scenario file missing', ['--scenario', 'missing.json'], /cannot read scenario 'missing\.json': no such file/],
     ['scenario is a directory', ['--scenario', '.'], /cannot read scenario '\.': is a directory/],
     ['scenario with other options', ['--scenario', 'x.json', '--pm', 'suspend'], /--scenario cannot be combined with --pm/],
+    ['bad hibernation mode', ['--pm', 'hibernate', '--hibernate-mode', 'reboot'], /--hibernate-mode: expected platform or shutdown, got 'reboot'/],
+    ['hibernation mode without hibernate', ['--pm', 'suspend', '--hibernate-mode', 'platform'], /--hibernate-mode needs --pm hibernate/],
   ])('%s', (_name, args, message) => {
     usage(run(...args), message);
   });

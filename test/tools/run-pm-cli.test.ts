@@ -116,3 +116,30 @@ describe('virtio-emu run --pm', () => {
     expect(r.out).toMatch(/--fail suspend_noirq:0: no such callback ran in a hibernate cycle/);
   });
 });
+
+describe('virtio-emu run --pm hibernate --hibernate-mode', () => {
+  it('shutdown (the default): no poweroff phases, a shutdown for each device, the mode in the report', async () => {
+    const r = await cli(['run', '--device', 'rng', '--device', 'rtc', '--pm', 'hibernate', '--json']);
+    expect(r.code).toBe(0);
+    const c = (JSON.parse(r.out) as Report).pm[0]! as Cycle & { mode?: string };
+    expect(c.mode).toBe('shutdown');
+    const image = c.phases.filter((p) => !p.kernel).map((p) => `${p.phase}:${p.slot}`);
+    expect(image.filter((p) => p.startsWith('poweroff'))).toEqual([]);
+    expect(image.filter((p) => p.startsWith('shutdown'))).toEqual(['shutdown:1', 'shutdown:0']);
+  });
+
+  it('platform: the poweroff phases; an -EIO in poweroff_noirq powers off anyway and the image comes back', async () => {
+    const r = await cli(['run', '--device', 'rng', '--device', 'rtc', '--pm', 'hibernate', '--hibernate-mode', 'platform', '--fail', 'poweroff_noirq:1:EIO', '--json']);
+    expect(r.code).toBe(0);
+    const c = (JSON.parse(r.out) as Report).pm[0]! as Cycle & { mode?: string; platformEnterError?: string };
+    expect(c).toMatchObject({ result: '0', mode: 'platform', platformEnterError: '-EIO in poweroff_noirq', devicesOk: true });
+    const image = c.phases.filter((p) => !p.kernel).map((p) => p.phase);
+    expect(image).toContain('poweroff');
+    expect(image.indexOf('shutdown')).toBeGreaterThan(image.indexOf('poweroff_noirq'));
+  });
+
+  it('--help names the option and its default', async () => {
+    const r = await cli(['run', '--help']);
+    expect(r.out).toMatch(/--hibernate-mode M hibernation_mode: shutdown \(default, as Linux without platform hibernation ops\) or platform/);
+  });
+});

@@ -65,6 +65,12 @@ describe('good scenarios', () => {
     expect(s.steps[3]).toEqual({ do: 'blk-verify', device: { name: 'disk', slot: 1, type: 'blk' }, range: null });
   });
 
+  it('a hibernate step takes mode shutdown (the default) or platform', () => {
+    const steps = (extra: Json) => validateScenario(mutate((s) => Object.assign(s.steps[2]!, { kind: 'hibernate', ...extra }))).steps[2];
+    expect(steps({})).toMatchObject({ do: 'pm', kind: 'hibernate', power: 'fresh', mode: 'shutdown' });
+    expect(steps({ mode: 'platform' })).toMatchObject({ kind: 'hibernate', mode: 'platform' });
+  });
+
   it('numbers repeated types, takes slots and names as device references, and parses failures and expectations', () => {
     const s = validateScenario({
       name: 'many',
@@ -125,6 +131,8 @@ describe('bad scenarios: each problem with its path', () => {
     ['misspelt field', mutate((s) => (s.steps[2]!['cycle'] = 2)), /^steps\[2\]\.cycle: unknown field; did you mean 'cycles'\?/],
     ['bad pm kind', mutate((s) => (s.steps[2]!['kind'] = 'sleep')), /^steps\[2\]\.kind: expected one of suspend, hibernate/],
     ['bad power', mutate((s) => (s.steps[2]!['power'] = 'off')), /^steps\[2\]\.power: expected one of retain, reset, fresh/],
+    ['bad hibernation mode', mutate((s) => Object.assign(s.steps[2]!, { kind: 'hibernate', mode: 'reboot' })), /^steps\[2\]\.mode: expected one of shutdown, platform/],
+    ['hibernation mode on a suspend', mutate((s) => (s.steps[2]!['mode'] = 'platform')), /^steps\[2\]\.mode: mode is the hibernation mode; a suspend step takes none/],
     ['bad fail phase', mutate((s) => (s.steps[2]!['fail'] = [{ phase: 'suspend_noirk', slot: 0 }])), /^steps\[2\]\.fail\[0\]\.phase: expected a PM callback .*did you mean 'suspend_noirq'\?/],
     ['fail on an empty slot', mutate((s) => (s.steps[2]!['fail'] = [{ phase: 'suspend', slot: 9 }])), /^steps\[2\]\.fail\[0\]\.slot: no device in slot 9/],
     ['bad errno', mutate((s) => (s.steps[2]!['fail'] = [{ phase: 'suspend', slot: 0, errno: 'EFOO' }])), /^steps\[2\]\.fail\[0\]\.errno: expected an errno/],

@@ -145,6 +145,12 @@ describe('trace show', () => {
     for (const x of recs.slice(1)) expect(x).toMatchObject({ type: 'access', reg: 'InterruptACK', dir: 'w' });
   });
 
+  it('takes shutdown (device_shutdown at a hibernation power-off) as a phase', async () => {
+    const r = await cli(['trace', 'show', file, '--phase', 'shutdown']);
+    expect(r.code).toBe(0);
+    expect(body(r.out)).toEqual([]); // a suspend has none
+  });
+
   it('rejects an unknown phase as a usage error', async () => {
     const r = await cli(['trace', 'show', file, '--phase', 'hibernate_now']);
     expect(r.code).toBe(2);

@@ -229,6 +229,9 @@ describe('trace across hibernation', () => {
     expect(after.filter((p) => p.kernel === 'boot').map((p) => p.phase)).toEqual(['freeze', 'freeze', 'freeze_noirq', 'freeze_noirq']);
     expect(after.map((p) => p.phase)).toContain('thaw');
     expect(after.map((p) => p.phase)).toContain('restore');
+    // hibernation_mode shutdown (the default): device_shutdown, last device first, and no poweroff callbacks
+    expect(after.filter((p) => p.phase === 'shutdown').map((p) => p.slot)).toEqual([1, 0]);
+    expect(after.some((p) => p.phase.startsWith('poweroff'))).toBe(false);
     // The boot kernel's probe after power-on is on the bus too: a second MagicValue read of slot 0.
     expect(accesses(run.trace, 0).filter((a) => a.reg === 'MagicValue').length).toBe(2);
   }, 30_000);

@@ -132,6 +132,7 @@ describe('suspend and hibernation over ccw', () => {
   });
 
   it('hibernation with a fresh boot kernel: freeze, image, thaw, poweroff, boot-kernel quiesce, restore', async () => {
+    // Platform mode (a board with platform hibernation ops): the poweroff phases run.
     const { m, k } = await boot(ALL_CCW);
     for (const d of k.devices) expect(exercise(d)).toEqual([]);
     let bootBus: BootKernelBus | null = null;
@@ -148,7 +149,7 @@ describe('suspend and hibernation over ccw', () => {
           return bootKernel.dpm;
         },
       },
-      { imageRoots: [k, dmaFor(m.mem), ...kernelGlobals()], ram: m.mem.u8 },
+      { imageRoots: [k, dmaFor(m.mem), ...kernelGlobals()], ram: m.mem.u8, mode: 'platform' },
     );
     (bootBus as BootKernelBus | null)?.discard();
     expect(t.result).toBe(0);

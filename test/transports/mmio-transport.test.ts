@@ -382,7 +382,13 @@ describe.each(['worker', 'inthread'] as BusKind[])('virtio-mmio over the %s bus'
       tb.clear();
       expect(pm.resume_noirq(dev)).toBe(0);
       expect(dmaFor(m.mem).stats().allocations).toBe(allocations);
-      const queueWrites = tb.log.filter((e) => e.offset >= REG.QueueSel && e.offset < REG.InterruptStatus && e.offset !== REG.QueueNotify);
+      const queueWrites = tb.log.filter((e) => e.op === 'W' && e.offset >= REG.QueueSel && e.offset < REG.InterruptStatus && e.offset !== REG.QueueNotify);
+      // vm_reset_vqs reads what vm_setup_vq reads: the queue is not live yet, and its QueueNumMax.
+      const queueReads = tb.log.filter((e) => e.op === 'R' && e.offset >= REG.QueueSel && e.offset < REG.InterruptStatus);
+      expect(queueReads.map((e) => formatEntry(e))).toEqual([
+        transport === 'mmio' ? 'R QueueReady = 0x0' : 'R QueuePFN = 0x0',
+        `R QueueNumMax = 0x${m.bus.read(base + REG.QueueNumMax, 4).toString(16)}`,
+      ]);
       if (transport === 'mmio') {
         expect(queueWrites.map((e) => formatEntry(e))).toEqual([
           'W QueueSel <- 0x0',

@@ -9,6 +9,7 @@
 import { driverByName, driverNames } from '../../core/drivers/index.js';
 import type { PmInjection } from '../../core/pm/dpm.js';
 import { isPmCallbackName, PM_CALLBACKS } from '../../core/pm/pm.js';
+import { HIBERNATION_MODES, type HibernationMode } from '../../core/pm/system.js';
 import { EIO, errnoByName } from '../../core/uapi/errno.js';
 import type { TransportKind } from '../../emulator/board-contract.js';
 import { executePlan, type RunReport } from '../run/execute.js';
@@ -129,6 +130,17 @@ export const RUN_OPTIONS: RunOption[] = [
     },
   },
   {
+    name: 'hibernate-mode',
+    spec: { type: 'string' },
+    help: '--hibernate-mode M hibernation_mode: shutdown (default, as Linux without platform hibernation ops) or platform (poweroff phases)',
+    apply(s, v) {
+      const m = stringOpt(v, 'hibernate-mode');
+      if (m === undefined) return;
+      if (!HIBERNATION_MODES.includes(m as HibernationMode)) throw new UsageError(`--hibernate-mode: expected ${HIBERNATION_MODES.join(' or ')}, got '${m}'`);
+      s.hibernateMode = m as HibernationMode;
+    },
+  },
+  {
     name: 'fail',
     spec: { type: 'string', multiple: true },
     help: '--fail P:SLOT[:E]  make PM callback P (e.g. suspend_noirq) of SLOT fail with errno E (default EIO); repeatable',
@@ -190,6 +202,7 @@ export function parseSettings(values: CliValues): RunSettings {
   if (s.devices.length === 0) s.devices = [{ type: 'rng' }];
   s.devices = s.devices.map((d) => ({ ...d, transport: checkTransport(d.transport ?? s.transport, `--device ${d.type}`) }));
   if (!s.pm && (s.power || s.fails.length || s.cycles !== 1)) throw new UsageError('--cycles, --power and --fail need --pm');
+  if (s.hibernateMode && s.pm !== 'hibernate') throw new UsageError('--hibernate-mode needs --pm hibernate');
   preflightDevices(s);
   return s;
 }
@@ -199,7 +212,8 @@ export const command: CliCommand = {
   summary: 'start a machine, probe its devices with the model drivers and do I/O',
   usage:
     '[--device SPEC]... [--transport mmio|mmio-legacy|ccw] [--bus worker|inthread] [--bytes N]\n' +
-    '        [--pm suspend|hibernate [--cycles N] [--power retain|reset|fresh] [--fail PHASE:SLOT[:ERRNO]]...] [--json] [--trace FILE]\n' +
+    '        [--pm suspend|hibernate [--cycles N] [--power retain|reset|fresh] [--hibernate-mode shutdown|platform]\n' +
+    '        [--fail PHASE:SLOT[:ERRNO]]...] [--json] [--trace FILE]\n' +
     '   or: virtio-emu run --scenario FILE.json [--json] [--trace FILE]',
   help: RUN_OPTIONS.map((o) => o.help).join('\n'),
   options: Object.fromEntries(RUN_OPTIONS.map((o) => [o.name, o.spec])),

@@ -16,7 +16,9 @@ function showFilter(values: CliValues): ShowFilter {
   if (reg !== undefined) f.reg = reg;
   const phase = stringOpt(values, 'phase');
   if (phase !== undefined) {
-    if (!isPmCallbackName(phase)) throw new UsageError(`--phase: unknown PM phase '${phase}' (known: ${PM_CALLBACKS.join(', ')})`);
+    // 'shutdown': device_shutdown()'s bus shutdown at a hibernation power-off
+    if (phase !== 'shutdown' && !isPmCallbackName(phase))
+      throw new UsageError(`--phase: unknown PM phase '${phase}' (known: ${PM_CALLBACKS.join(', ')}, shutdown)`);
     f.phase = phase;
   }
   return f;

@@ -1,7 +1,7 @@
 // Executing a run plan on a fresh system, and the report it yields.
 import { BusError } from '../../core/bus.js';
 import { driverForDeviceId, drivers, type IoStats } from '../../core/drivers/index.js';
-import { kernel } from '../../core/kernel.js';
+import { formatWarning, kernel } from '../../core/kernel.js';
 import { featureHex } from '../../core/uapi/features.js';
 import { deviceName } from '../../core/uapi/ids.js';
 import type { TransportKind } from '../../emulator/board-contract.js';
@@ -85,7 +85,7 @@ function report(ctx: RunContext): RunReport {
     };
   });
   const warnings = [
-    ...kernel.warnings.map((w) => `${w.dev}: ${w.kind} ${w.what} in ${w.where}`),
+    ...kernel.warnings.map(formatWarning),
     ...kernel.messages.filter((m) => m.level === 'err').map((m) => `${m.dev}: ${m.msg}`),
     ...ctx.errors,
   ];

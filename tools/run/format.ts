@@ -25,7 +25,9 @@ export function formatText(r: RunReport): string {
     lines.push(
       `${c.kind} cycle ${c.cycle} (power ${c.power}): ${c.result === '0' ? 'ok' : `aborted ${c.result}${c.failedStep ? ` in ${c.failedStep}` : ''}`}, ` +
         `${c.phases.length} callbacks${failed.length ? `, failed: ${failed.map((p) => `${p.phase}@${p.slot} ${p.result}`).join(' ')}` : ''}` +
-        `, devices ${c.devicesOk ? 'ok' : 'NOT ok'}`,
+        `, devices ${c.devicesOk ? 'ok' : 'NOT ok'}` +
+        (c.mode ? `, hibernation mode ${c.mode}` : '') +
+        (c.platformEnterError ? `, powered off despite ${c.platformEnterError}` : ''),
     );
   }
   for (const w of r.warnings) lines.push(`warning: ${w}`);

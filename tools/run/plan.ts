@@ -4,7 +4,7 @@
 // from its steps; both execute it with executePlan().
 import { driverForDeviceId } from '../../core/drivers/index.js';
 import type { PmCallRecord, PmInjection } from '../../core/pm/dpm.js';
-import type { PmTransition } from '../../core/pm/system.js';
+import type { HibernationMode, PmTransition } from '../../core/pm/system.js';
 import { errnoName } from '../../core/uapi/errno.js';
 import { deviceName } from '../../core/uapi/ids.js';
 import type { VirtioBus, VirtioDevice } from '../../core/virtio.js';
@@ -25,6 +25,8 @@ export interface RunSettings {
   cycles: number;
   /** Device power across sleep (default: retain for suspend, fresh for hibernate). */
   power: PowerModel | null;
+  /** hibernation_mode for hibernate cycles (default: shutdown, as Linux without platform hibernation ops). */
+  hibernateMode: HibernationMode | null;
   /** PM callbacks made to fail. */
   fails: PmInjection[];
   /** Progress of long runs (cycle done of total). */
@@ -36,7 +38,7 @@ export interface RunSettings {
 }
 
 export function defaultSettings(): RunSettings {
-  return { devices: [], transport: 'mmio', json: false, bus: 'worker', ioBytes: 4096, pm: null, cycles: 1, power: null, fails: [] };
+  return { devices: [], transport: 'mmio', json: false, bus: 'worker', ioBytes: 4096, pm: null, cycles: 1, power: null, hibernateMode: null, fails: [] };
 }
 
 /** One device as the run sees it. */
@@ -54,6 +56,14 @@ export interface PmCycleReport {
   result: string;
   failedStep?: string;
   power: PowerModel;
+  /** Hibernation: hibernation_mode. */
+  mode?: HibernationMode;
+  /**
+   * Hibernation, platform mode: the error of hibernation_platform_enter() that
+   * power_down() powered off through anyway (the image was restored on the
+   * next boot), as "-EIO in poweroff_noirq".
+   */
+  platformEnterError?: string;
   phases: { phase: string; slot: number | null; result: string; kernel?: 'boot' }[];
   /** Every device did its I/O again after this cycle. */
   devicesOk: boolean;
@@ -123,25 +133,38 @@ export function phaseRecord(r: PmCallRecord): PmCycleReport['phases'][number] {
   return { phase: r.phase, slot: r.slot ?? null, result: errnoName(r.result), ...(r.kernel ? { kernel: r.kernel } : {}) };
 }
 
+/** One sleep/wake cycle on the system: suspend, or hibernate in `mode`. */
+export function pmCycle(sys: VirtioSystem, kind: 'suspend' | 'hibernate', power: PowerModel, mode: HibernationMode): PmTransition {
+  return kind === 'suspend' ? sys.suspend({ power }) : sys.hibernate({ power, mode });
+}
+
+/** A cycle's line in the report. */
+export function pmCycleReport(t: PmTransition, cycle: number, power: PowerModel, devicesOk: boolean): PmCycleReport {
+  const e = t.platformEnterError;
+  return {
+    kind: t.kind,
+    cycle,
+    result: errnoName(t.result),
+    ...(t.failedStep ? { failedStep: t.failedStep } : {}),
+    power,
+    ...(t.mode ? { mode: t.mode } : {}),
+    ...(e ? { platformEnterError: `${errnoName(e.result)} in ${e.step}` } : {}),
+    phases: t.records.map(phaseRecord),
+    devicesOk,
+  };
+}
+
 /** Sleep and wake `cycles` times; every device must do its I/O again after each. */
-export function pmStep(kind: 'suspend' | 'hibernate', cycles: number, power: PowerModel, fails: PmInjection[]): RunStep {
+export function pmStep(kind: 'suspend' | 'hibernate', cycles: number, power: PowerModel, fails: PmInjection[], mode: HibernationMode = 'shutdown'): RunStep {
   return {
     name: `pm ${kind}`,
     run(ctx) {
       for (const f of fails) ctx.sys.injectPmFailure(f);
       for (let cycle = 1; cycle <= cycles; cycle++) {
-        const t: PmTransition = kind === 'suspend' ? ctx.sys.suspend({ power }) : ctx.sys.hibernate({ power });
+        const t = pmCycle(ctx.sys, kind, power, mode);
         const failures = exerciseAll(ctx);
         ctx.errors.push(...failures.map((f) => `${kind} cycle ${cycle}: ${f}`));
-        ctx.pm.push({
-          kind,
-          cycle,
-          result: errnoName(t.result),
-          ...(t.failedStep ? { failedStep: t.failedStep } : {}),
-          power,
-          phases: t.records.map(phaseRecord),
-          devicesOk: failures.length === 0,
-        });
+        ctx.pm.push(pmCycleReport(t, cycle, power, failures.length === 0));
         ctx.settings.onCycle?.(cycle, cycles);
       }
       for (const f of fails) {
@@ -160,7 +183,7 @@ export function buildPlan(settings: RunSettings): RunPlan {
   const steps = [probeStep, ioStep];
   if (settings.pm) {
     const power = settings.power ?? (settings.pm === 'suspend' ? 'retain' : 'fresh');
-    steps.push(pmStep(settings.pm, settings.cycles, power, settings.fails));
+    steps.push(pmStep(settings.pm, settings.cycles, power, settings.fails, settings.hibernateMode ?? 'shutdown'));
   }
   return { settings, machine, steps };
 }

@@ -20,6 +20,8 @@
 //   exercise       [device], [bytes]: the driver's own I/O check (all devices without one)
 //   inject         device, event, [args]: a board event (config-change, resize, ...)
 //   pm             kind suspend|hibernate, [power retain|reset|fresh], [cycles 1],
+//                  [mode shutdown|platform] (hibernate only: hibernation_mode,
+//                  default shutdown as Linux without platform hibernation ops),
 //                  [fail: [{phase, slot|device, errno (EIO)}]],
 //                  [expect: {result, failedStep, devicesOk}] (default without fail:
 //                  result 0 and every device working after each cycle)
@@ -28,6 +30,7 @@
 //                  pm {result, failedStep, devicesOk} (the last cycle), noWarnings
 // The first step that fails stops the scenario.
 import type { PmCallbackName } from '../../core/pm/pm.js';
+import type { HibernationMode } from '../../core/pm/system.js';
 import type { BusKind } from '../../emulator/machine.js';
 import type { DeviceOptionValue, TransportKind } from '../../emulator/board-contract.js';
 import type { PowerModel } from '../system.js';
@@ -95,7 +98,16 @@ export type Step =
   /** The driver's own I/O check (core/drivers registry) on one device, or on all. */
   | { do: 'exercise'; device: DeviceRef | null; bytes: number }
   | { do: 'inject'; device: DeviceRef; event: string; args: Record<string, DeviceOptionValue> }
-  | { do: 'pm'; kind: 'suspend' | 'hibernate'; power: PowerModel; cycles: number; fail: PmFail[]; expect: PmExpect | null }
+  | {
+      do: 'pm';
+      kind: 'suspend' | 'hibernate';
+      power: PowerModel;
+      /** hibernation_mode (hibernate steps only). */
+      mode?: HibernationMode;
+      cycles: number;
+      fail: PmFail[];
+      expect: PmExpect | null;
+    }
   | {
       do: 'expect';
       device: DeviceRef | null;
@@ -132,7 +144,7 @@ export const STEP_FIELDS: Record<StepKind, readonly string[]> = {
   'console-input': ['device', 'text'],
   exercise: ['device', 'bytes'],
   inject: ['device', 'event', 'args'],
-  pm: ['kind', 'power', 'cycles', 'fail', 'expect'],
+  pm: ['kind', 'power', 'mode', 'cycles', 'fail', 'expect'],
   expect: ['device', 'works', 'driver', 'status', 'noirqState', 'register', 'consoleSize', 'pm', 'noWarnings'],
 };
 

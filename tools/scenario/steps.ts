@@ -4,14 +4,14 @@ import { virtblkFlush, virtblkRead, virtblkWrite } from '../../core/drivers/blk.
 import { virtconsInfo, virtconsRead, virtconsReadWait, virtconsStats, virtconsWrite } from '../../core/drivers/console.js';
 import { driverForDeviceId } from '../../core/drivers/index.js';
 import { virtioRngRead } from '../../core/drivers/rng.js';
-import { kernel } from '../../core/kernel.js';
+import { formatWarning, kernel } from '../../core/kernel.js';
 import type { PmInjection } from '../../core/pm/dpm.js';
 import type { PmTransition } from '../../core/pm/system.js';
 import { SECTOR_SIZE } from '../../core/uapi/blk.js';
 import { errnoName } from '../../core/uapi/errno.js';
 import { statusString } from '../../core/uapi/status.js';
 import { VIRTIO_NOIRQ_ENTERED, VIRTIO_NOIRQ_NONE, VIRTIO_NOIRQ_RESTORED, type VirtioDevice } from '../../core/virtio.js';
-import { exerciseAll, phaseRecord, type PmCycleReport, type RunContext } from '../run/plan.js';
+import { exerciseAll, pmCycle, pmCycleReport, type PmCycleReport, type RunContext } from '../run/plan.js';
 import { BlkShadow, blkData, describeData, firstDifference } from './blk-data.js';
 import type { DeviceRef, NoirqStateName, PmExpect, Step } from './schema.js';
 
@@ -179,17 +179,9 @@ function pm(ctx: RunContext, state: ScenarioState, step: Extract<Step, { do: 'pm
   for (const i of injections) ctx.sys.injectPmFailure(i);
   try {
     for (let cycle = 1; cycle <= step.cycles; cycle++) {
-      const t: PmTransition = step.kind === 'suspend' ? ctx.sys.suspend({ power: step.power }) : ctx.sys.hibernate({ power: step.power });
+      const t: PmTransition = pmCycle(ctx.sys, step.kind, step.power, step.mode ?? 'shutdown');
       const failures = exerciseAll(ctx);
-      const report: PmCycleReport = {
-        kind: step.kind,
-        cycle,
-        result: errnoName(t.result),
-        ...(t.failedStep ? { failedStep: t.failedStep } : {}),
-        power: step.power,
-        phases: t.records.map(phaseRecord),
-        devicesOk: failures.length === 0,
-      };
+      const report: PmCycleReport = pmCycleReport(t, cycle, step.power, failures.length === 0);
       ctx.pm.push(report);
       cycles.push(report);
       state.cyclesDone++;
@@ -220,7 +212,9 @@ function pm(ctx: RunContext, state: ScenarioState, step: Extract<Step, { do: 'pm
   // The devices whose drivers came back in the noirq phase (the patch's path).
   const noirq = ctx.devices.filter((d) => d.vdev.noirqState === VIRTIO_NOIRQ_RESTORED).map((d) => state.names.get(d.slot) ?? d.vdev.name);
   const via = noirq.length ? `, back in restore_noirq: ${noirq.join(', ')}` : '';
-  return `${step.kind}${times} (power ${step.power}): ${outcome}, ${last.phases.length} callbacks per cycle${via}`;
+  const mode = step.kind === 'hibernate' ? `, hibernation mode ${step.mode}` : '';
+  const fellThrough = last.platformEnterError ? ` (powered off despite ${last.platformEnterError})` : '';
+  return `${step.kind}${times} (power ${step.power}): ${outcome}${fellThrough}, ${last.phases.length} callbacks per cycle${via}${mode}`;
 }
 
 // ---------------------------------------------------------------------------
@@ -281,7 +275,7 @@ function expectStep(ctx: RunContext, step: Extract<Step, { do: 'expect' }>): str
     const n = kernel.warnings.length;
     if (step.noWarnings && n) {
       const w = kernel.warnings[0]!;
-      throw new StepFailure(`${n} kernel warning${n > 1 ? 's' : ''}, first: ${w.dev}: ${w.kind} ${w.what} in ${w.where}`);
+      throw new StepFailure(`${n} kernel warning${n > 1 ? 's' : ''}, first: ${formatWarning(w)}`);
     }
     if (!step.noWarnings && !n) throw new StepFailure('expected kernel warnings, there are none');
     seen.push(step.noWarnings ? 'no kernel warnings' : `${n} kernel warnings`);

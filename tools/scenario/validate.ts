@@ -6,6 +6,7 @@
 import { isAbsolute, resolve } from 'node:path';
 import { PLATFORM } from '../../core/bus.js';
 import { PM_CALLBACKS, isPmCallbackName } from '../../core/pm/pm.js';
+import type { HibernationMode } from '../../core/pm/system.js';
 import { SECTOR_SIZE } from '../../core/uapi/blk.js';
 import { EIO, errnoByName } from '../../core/uapi/errno.js';
 import { REG, type RegName } from '../../core/uapi/mmio.js';
@@ -71,6 +72,7 @@ export interface ValidateOptions {
 const TRANSPORTS: readonly TransportKind[] = ['mmio', 'mmio-legacy', 'ccw'];
 const BUSES: readonly BusKind[] = ['worker', 'inthread'];
 const POWER: readonly PowerModel[] = ['retain', 'reset', 'fresh'];
+const HIBERNATION_MODES: readonly HibernationMode[] = ['shutdown', 'platform'];
 const KINDS = ['suspend', 'hibernate'] as const;
 const NOIRQ_STATES: readonly NoirqStateName[] = ['none', 'entered', 'restored'];
 const STATUS_BITS: Record<string, number> = {
@@ -556,12 +558,22 @@ function readStep(ctx: Ctx, v: unknown, path: string, sawPm: boolean): Step | un
     case 'pm': {
       const k = c.need(o, 'kind', path, (x, p) => c.oneOf(x, p, KINDS));
       const power = c.opt<PowerModel | undefined>(o, 'power', path, undefined, (x, p) => c.oneOf(x, p, POWER));
+      const mode = c.opt<HibernationMode | undefined>(o, 'mode', path, undefined, (x, p) => c.oneOf(x, p, HIBERNATION_MODES));
+      if (mode !== undefined && k === 'suspend') c.fail(at(path, 'mode'), 'mode is the hibernation mode; a suspend step takes none');
       const cycles = c.opt(o, 'cycles', path, 1, (x, p) => c.int(x, p, 1));
       const list = o['fail'] === undefined ? [] : c.array(o['fail'], at(path, 'fail'));
       const fail = (list ?? []).map((f, i) => pmFail(ctx, f, at(at(path, 'fail'), i)));
       const expect = o['expect'] === undefined ? null : pmExpect(c, o['expect'], at(path, 'expect'));
       if (!k || cycles === undefined || expect === undefined || fail.some((f) => !f)) return undefined;
-      return { do: kind, kind: k, power: power ?? (k === 'suspend' ? 'retain' : 'fresh'), cycles, fail: fail as PmFail[], expect };
+      return {
+        do: kind,
+        kind: k,
+        power: power ?? (k === 'suspend' ? 'retain' : 'fresh'),
+        ...(k === 'hibernate' ? { mode: mode ?? 'shutdown' } : {}),
+        cycles,
+        fail: fail as PmFail[],
+        expect,
+      };
     }
     case 'expect': {
       if (o['pm'] !== undefined && !sawPm) c.fail(at(path, 'pm'), 'no pm step runs before this expectation');

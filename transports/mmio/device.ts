@@ -54,8 +54,8 @@ export class VirtioMmioDevice extends VirtioDevice {
   /** Version register value: 1 (legacy) or 2. */
   readonly version: number;
   readonly dma: DmaAllocator;
-  /** The handler passed to request_irq, kept for free_irq. */
-  irqHandler: IrqHandler | null = null;
+  /** The handlers request_irq registered with this device as dev_id, oldest first (free_irq removes the oldest). */
+  readonly irqHandlers: IrqHandler[] = [];
 
   constructor(pdev: MmioPlatformDevice, version: number, id: VirtioDeviceId, virtioBus: VirtioBus = defaultVirtioBus) {
     super(virtioMmioConfigOps, id, virtioBus);
@@ -64,6 +64,11 @@ export class VirtioMmioDevice extends VirtioDevice {
     this.dma = dmaFor(pdev.io.mem);
     setDeviceDma(this, this.dma);
     setDeviceIrqChip(this, pdev.io.irq);
+  }
+
+  /** The handler free_irq would remove next, or null when none is registered. */
+  get irqHandler(): IrqHandler | null {
+    return this.irqHandlers[0] ?? null;
   }
 
   get io(): Bus {
@@ -398,22 +403,59 @@ function vmBusName(vdev: VirtioDevice): string {
 /**
  * vm_reset_vqs (the noirq series): bring every existing vq back to its
  * initial state in place and reprogram it, without allocating, so
- * restore_noirq can run with interrupts off.
+ * restore_noirq can run with interrupts off. Each queue gets vm_setup_vq's
+ * checks first: a queue that is already live (QueueReady, or legacy
+ * QueuePFN, non-zero) is -ENOENT without cleanup writes, QueueNumMax is read
+ * (0 is -ENOENT with the queue deactivated, as in vm_setup_vq; a maximum
+ * below the ring's size is -ENOENT too, since the device would refuse the
+ * ring) and kept in vq->num_max. On an error no queue is left live: the
+ * queues already re-programmed are deactivated as vm_del_vq does (QueueSel,
+ * QueueReady=0 read back, or QueuePFN=0), without freeing anything; the
+ * driver still owns its vqs and restore_noirq's error path sets FAILED.
  */
 function vmResetVqs(vdev: VirtioDevice): number {
   const vmDev = toVirtioMmioDevice(vdev);
+  const done: SplitVirtqueue[] = [];
+  let err = 0;
 
   for (const v of vdev.vqs) {
     const vq = asSplit(v);
-    vq.reinitVring();
+    const num = vq.getVringSize();
 
     // Select the queue we're interested in
     vmDev.writel(vq.index, REG.QueueSel);
 
-    const err = vmActiveVq(vmDev, vq);
-    if (err) return err;
+    // Queue shouldn't already be set up.
+    if (vmDev.readl(vmDev.version === 1 ? REG.QueuePFN : REG.QueueReady)) {
+      err = -ENOENT;
+      break;
+    }
+
+    const max = vmDev.readl(REG.QueueNumMax);
+    if (max === 0 || max < num) {
+      vmDeactivateQueue(vmDev, 'vm_reset_vqs');
+      err = -ENOENT;
+      break;
+    }
+    vq.numMax = max;
+
+    vq.reinitVring();
+
+    err = vmActiveVq(vmDev, vq);
+    if (err) {
+      vmDeactivateQueue(vmDev, 'vm_reset_vqs');
+      break;
+    }
+    done.push(vq);
   }
-  return 0;
+
+  if (err) {
+    for (const vq of done) {
+      vmDev.writel(vq.index, REG.QueueSel);
+      vmDeactivateQueue(vmDev, 'vm_reset_vqs');
+    }
+  }
+  return err;
 }
 
 export const virtioMmioConfigOps: VirtioConfigOps = {
@@ -438,11 +480,14 @@ export const virtioMmioConfigOps: VirtioConfigOps = {
 // ---------------------------------------------------------------------------
 // Helpers
 
-/** request_irq(irq, vm_interrupt, IRQF_SHARED, ...) */
+/**
+ * request_irq(irq, vm_interrupt, IRQF_SHARED, dev_name, vm_dev). As in Linux,
+ * a second find_vqs without del_vqs registers vm_interrupt a second time on
+ * the shared line: each interrupt then runs it twice, the first ACKs what it
+ * read and the second reads InterruptStatus 0 (IRQ_NONE). The wakeup-source
+ * property (enable_irq_wake) is not modelled.
+ */
 function requestIrq(vmDev: VirtioMmioDevice): number {
-  // A second find_vqs without del_vqs would register vm_interrupt twice in
-  // Linux; keep one handler per device so each interrupt is ACKed once.
-  if (vmDev.irqHandler) freeIrq(vmDev);
   const handler: IrqHandler = (line) => vmInterrupt(vmDev, line);
   try {
     vmDev.io.irq.request(vmDev.irq, handler);
@@ -451,15 +496,21 @@ function requestIrq(vmDev: VirtioMmioDevice): number {
     devErr(vmDev, `request_irq ${vmDev.irq} failed: ${(e as Error).message}`);
     return -EINVAL;
   }
-  vmDev.irqHandler = handler;
+  vmDev.irqHandlers.push(handler);
   return 0;
 }
 
-/** free_irq(irq, vm_dev) */
+/**
+ * free_irq(irq, vm_dev): removes the first action registered with this
+ * dev_id; with none left, __free_irq's WARN "Trying to free already-free IRQ".
+ */
 function freeIrq(vmDev: VirtioMmioDevice): void {
-  if (!vmDev.irqHandler) return;
-  vmDev.io.irq.free(vmDev.irq, vmDev.irqHandler);
-  vmDev.irqHandler = null;
+  const handler = vmDev.irqHandlers.shift();
+  if (!handler) {
+    kernel.warnOn(true, vmDev, `Trying to free already-free IRQ ${vmDev.irq}`, '__free_irq');
+    return;
+  }
+  vmDev.io.irq.free(vmDev.irq, handler);
 }
 
 function asSplit(vq: Virtqueue): SplitVirtqueue {
