@@ -13,13 +13,10 @@ export interface KernelMessage {
 export interface KernelWarning {
   /**
    * 'WARN_ON': a WARN_ON/WARN_ON_ONCE/WARN fired, as Linux would print it.
-   * The other two are harness checks Linux does not make:
-   * 'noirq-context': a sleepable operation ran while device interrupts were
-   * disabled for a noirq phase; 'precondition': a documented precondition of
-   * a kernel function was broken where Linux does not check it (the state it
-   * leaves trips a later check, named in `what`).
+   * 'noirq-context': a harness check Linux does not make: a sleepable
+   * operation ran while device interrupts were disabled for a noirq phase.
    */
-  kind: 'WARN_ON' | 'noirq-context' | 'precondition';
+  kind: 'WARN_ON' | 'noirq-context';
   dev: string;
   /** The C expression or operation, e.g. "status & VIRTIO_CONFIG_S_DRIVER_OK". */
   what: string;
@@ -37,8 +34,6 @@ export function formatWarning(w: KernelWarning): string {
       return `${w.dev}: WARN_ON ${w.what} in ${w.where}`;
     case 'noirq-context':
       return `${w.dev}: noirq-context (harness check, not a Linux warning): ${w.what} in ${w.where} while device interrupts are disabled for a noirq phase`;
-    case 'precondition':
-      return `${w.dev}: precondition (harness check, Linux does not check here) in ${w.where}: ${w.what}`;
   }
 }
 
@@ -121,12 +116,6 @@ export class Kernel {
    */
   checkSleepable(target: LogTarget | null, what: string, where: string): void {
     if (this.inNoirq) this.record({ kind: 'noirq-context', dev: target?.name ?? 'kernel', what, where }, target);
-  }
-
-  /** A harness check of a documented precondition Linux leaves unchecked; returns cond. */
-  precondition(cond: boolean, target: LogTarget | null, what: string, where: string): boolean {
-    if (cond) this.record({ kind: 'precondition', dev: target?.name ?? 'kernel', what, where }, target);
-    return cond;
   }
 
   private record(w: KernelWarning, target: LogTarget | null): void {
