@@ -33,6 +33,12 @@ export interface SleepPlatform {
    * returned so its devices can be quiesced before the jump into the image.
    */
   bootKernel?(): DpmPhases;
+  /**
+   * hibernate: the jump into the image, right before the image's memory is
+   * written back: the boot kernel is gone from here on (its interrupt
+   * handlers with it), and the image kernel is wired up again.
+   */
+  enterImage?(): void;
 }
 
 export interface PmTransition {
@@ -89,6 +95,8 @@ export interface HibernateOptions {
   imageRoots: object[];
   /** Guest RAM, saved in the image and written back on restore. */
   ram?: Uint8Array;
+  /** The image kernel's noirq depth holder (default the model's kernel). */
+  kernel?: { noirqDepth: number };
 }
 
 /**
@@ -118,8 +126,9 @@ export function hibernate(dpm: DpmPhases, platform: SleepPlatform, opts: Hiberna
     dpm.dpmResumeEnd(PMSG_RECOVER);
     return finish(error, 'freeze_noirq');
   }
+  const k = opts.kernel ?? kernel;
   const image = keepOutOfImage(KernelImage.capture(opts.imageRoots, opts.ram ?? null));
-  const noirqDepthAtSnapshot = kernel.noirqDepth;
+  const noirqDepthAtSnapshot = k.noirqDepth;
   t.imageObjects = image.objects;
   dpm.dpmResumeStart(PMSG_THAW);
   dpm.dpmResumeEnd(PMSG_THAW);
@@ -136,7 +145,7 @@ export function hibernate(dpm: DpmPhases, platform: SleepPlatform, opts: Hiberna
     return finish(error, 'poweroff_noirq');
   }
   platform.powerOff?.();
-  kernel.noirqDepth = 0; // the powered-off kernel is gone; the boot kernel starts afresh
+  k.noirqDepth = 0; // the powered-off kernel is gone; the boot kernel starts afresh
 
   // Power on: the boot kernel probes afresh, then hibernation_restore().
   const beforePowerOff = since(dpm, start);
@@ -164,8 +173,9 @@ export function hibernate(dpm: DpmPhases, platform: SleepPlatform, opts: Hiberna
 
   // The jump into the image: its memory as at snapshot, inside create_image().
   const imageStart = dpm.record.length;
+  platform.enterImage?.();
   image.restore();
-  kernel.noirqDepth = noirqDepthAtSnapshot; // the image kernel resumes inside its noirq phase
+  k.noirqDepth = noirqDepthAtSnapshot; // the image kernel resumes inside its noirq phase
   dpm.dpmResumeStart(PMSG_RESTORE);
   dpm.dpmResumeEnd(PMSG_RESTORE);
   // dpm.record is kept out of the image, so it still holds what ran before.
