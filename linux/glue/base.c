@@ -350,8 +350,8 @@ void device_unregister(struct device *dev)
 	put_device(dev);
 }
 
-int device_for_each_child(struct device *parent, void *data,
-			  int (*fn)(struct device *dev, void *data))
+int lx_device_walk_children(struct device *parent, void *data,
+			    device_iter_t fn)
 {
 	struct device *child, *n;
 	int err = 0;

@@ -49,6 +49,12 @@ export interface LinuxSystem {
   bus: Bus;
   /** The running kernel's PM core: its devices are the slots with a virtio device. */
   readonly dpm: DpmCore<LinuxPmDev>;
+  /**
+   * The boot kernel of the last hibernation that got that far: dead after
+   * the jump into the image (closed, its handlers off the controller), kept
+   * for its log and warnings.
+   */
+  readonly lastBootKernel: LinuxKernel | null;
   /** Make a PM callback of a device fail (see DpmCore.inject). */
   injectPmFailure(i: PmInjection): void;
   /** Suspend to RAM and resume (pmSuspend of core/pm/system.ts). */
@@ -74,6 +80,7 @@ function newDpm(kernel: LinuxKernel, bus: Bus, tag?: 'boot'): DpmCore<LinuxPmDev
 class LinuxSystemImpl implements LinuxSystem {
   private current: LinuxKernel;
   private currentDpm: DpmCore<LinuxPmDev>;
+  lastBootKernel: LinuxKernel | null = null;
 
   constructor(
     readonly machine: Machine,
@@ -129,6 +136,7 @@ class LinuxSystemImpl implements LinuxSystem {
           // Power-on resets the interrupt controller: every line enabled.
           for (let line = 0; line < this.machine.irq.lines; line++) this.machine.irq.unmask(line);
           boot = LinuxKernel.bootSync({ ...this.boot, memory: this.memory, slots: image.slots, drivers: image.drivers });
+          this.lastBootKernel = boot;
           bootDpm = newDpm(boot, this.bus, 'boot');
           // Observers of the system's PM (tests, the trace) see the boot kernel's callbacks too.
           bootDpm.hooks.push(...imageDpm.hooks);
