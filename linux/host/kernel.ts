@@ -282,8 +282,8 @@ const WAIT_KILLED = 2;
 const usedMemories = new WeakSet<object>();
 
 function allZero(buf: SharedArrayBuffer): boolean {
-  const w = new BigUint64Array(buf, 0, buf.byteLength >>> 3);
-  for (let i = 0; i < w.length; i++) if (w[i] !== 0n) return false;
+  const w = new Int32Array(buf, 0, buf.byteLength >>> 2);
+  for (let i = 0; i < w.length; i++) if (w[i] !== 0) return false;
   return true;
 }
 
