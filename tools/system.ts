@@ -82,29 +82,44 @@ function pmDevice(d: FoundDevice): PmDevice<VirtioDevice> {
 }
 
 /**
- * The bus as a second kernel sees it: the same registers, a GuestMemory of
- * its own (so it gets its own DMA allocator) and interrupt handlers that can
- * be dropped at once when that kernel is gone.
+ * The bus as one kernel sees it: the machine's registers and interrupt
+ * controller, with the interrupt handlers that kernel registered tracked, so
+ * they can leave the controller when the kernel stops running (power-off
+ * before hibernation: the image kernel is in RAM only; a boot kernel that
+ * jumped into the image is gone) and come back when it runs again. A second
+ * kernel gets a GuestMemory of its own, so it gets its own DMA allocator.
  */
-export class BootKernelBus implements Bus {
+export class KernelBus implements Bus {
   readonly mem;
   readonly irq: IrqChip;
-  private readonly handlers: [number, IrqHandler][] = [];
+  /**
+   * The handlers the kernel has registered (its irq actions): kernel memory,
+   * so a hibernation image holds them, while their presence on the
+   * interrupt controller is hardware state this bus keeps in line.
+   */
+  readonly handlers: [number, IrqHandler][] = [];
+  private connected = true;
 
-  constructor(private readonly base: Bus) {
-    this.mem = { ...base.mem };
+  constructor(
+    private readonly base: Bus,
+    opts: { ownMemory?: boolean } = {},
+  ) {
+    this.mem = opts.ownMemory ? { ...base.mem } : base.mem;
     const tracked = this.handlers;
+    const self = this;
     this.irq = Object.assign(Object.create(base.irq) as IrqChip, {
       request(line: number, h: IrqHandler): void {
         tracked.push([line, h]);
-        base.irq.request(line, h);
+        if (self.connected) base.irq.request(line, h);
       },
       free(line: number, h: IrqHandler): void {
         const i = tracked.findIndex(([l, x]) => l === line && x === h);
         if (i >= 0) tracked.splice(i, 1);
-        base.irq.free(line, h);
+        if (self.connected || i < 0) base.irq.free(line, h);
       },
     });
+    keepOutOfImage(this);
+    keepOutOfImage(this.irq);
   }
 
   read(addr: number, width: 1 | 2 | 4): number {
@@ -115,15 +130,37 @@ export class BootKernelBus implements Bus {
     this.base.write(addr, width, value);
   }
 
+  /** The kernel stops running: its handlers leave the interrupt controller. */
+  disconnect(): void {
+    if (!this.connected) return;
+    this.connected = false;
+    for (const [line, h] of this.handlers) this.base.irq.free(line, h);
+  }
+
+  /** The kernel runs again: its handlers are back. */
+  reconnect(): void {
+    if (this.connected) return;
+    this.connected = true;
+    for (const [line, h] of this.handlers) this.base.irq.request(line, h);
+  }
+
   /** The kernel is gone: its interrupt handlers with it. */
   discard(): void {
-    for (const [line, h] of this.handlers.splice(0)) this.base.irq.free(line, h);
+    this.disconnect();
+    this.handlers.length = 0;
   }
 }
 
 export class VirtioSystem {
   readonly machine: Machine;
-  readonly kernel: KernelInstance;
+  /**
+   * The running kernel: the one booted at create(), or, after a hibernation
+   * whose boot kernel failed to quiesce its devices, that boot kernel (the
+   * image kernel never runs again).
+   */
+  kernel: KernelInstance;
+  /** The running kernel's view of the bus (its interrupt handlers tracked). */
+  private kernelBus: KernelBus;
   private readonly drivers: readonly VirtioDriver[];
 
   /** The bus the kernel uses (the machine's, or its wrapper). */
@@ -138,7 +175,8 @@ export class VirtioSystem {
     keepOutOfImage(machine.bus);
     keepOutOfImage(machine.irq);
     keepOutOfImage(this.bus);
-    this.kernel = new KernelInstance(this.bus, drivers, machine.config.slots);
+    this.kernelBus = new KernelBus(this.bus);
+    this.kernel = new KernelInstance(this.kernelBus, drivers, machine.config.slots);
   }
 
   /** Start a machine and boot a kernel on it: every device probed and bound. */
@@ -191,30 +229,47 @@ export class VirtioSystem {
     const power = opts.power ?? 'fresh';
     const mode = opts.mode ?? 'shutdown';
     const mem = this.machine.mem;
-    let bootBus: BootKernelBus | null = null;
+    const image = this.kernelBus;
+    let boot: { kernel: KernelInstance; bus: KernelBus } | null = null;
     const t = hibernate(
       this.kernel.dpm,
       {
-        powerOff: () => this.power(power),
+        powerOff: () => {
+          this.power(power);
+          // The image kernel is in RAM only now: nothing of it handles interrupts.
+          image.disconnect();
+        },
         bootKernel: () => {
           // Power-on resets the interrupt controller: the boot kernel starts
           // with every line enabled, not with the image kernel's noirq masks
           // (virtio-ccw cannot even probe without its I/O interrupt).
           for (let line = 0; line < this.machine.irq.lines; line++) this.machine.irq.unmask(line);
-          bootBus = new BootKernelBus(this.bus);
-          const boot = new KernelInstance(bootBus, this.drivers, this.machine.config.slots, 'boot');
+          const bus = new KernelBus(this.bus, { ownMemory: true });
+          const kernel = new KernelInstance(bus, this.drivers, this.machine.config.slots, 'boot');
           // Observers of the system's PM (tests, the trace) see the boot kernel's callbacks too.
-          boot.dpm.hooks.push(...this.kernel.dpm.hooks);
-          return boot.dpm;
+          kernel.dpm.hooks.push(...this.kernel.dpm.hooks);
+          boot = { kernel, bus };
+          return kernel.dpm;
         },
+        enterImage: () => {
+          // The jump: the boot kernel is gone.
+          (boot as { bus: KernelBus } | null)?.bus.discard();
+        },
+        // The image kernel runs again, with the handlers its image holds.
+        imageRestored: () => image.reconnect(),
       },
       {
-        imageRoots: [this.kernel, dmaFor(mem), ...kernelGlobals()],
+        imageRoots: [this.kernel, image.handlers, dmaFor(mem), ...kernelGlobals()],
         ram: mem.u8,
         mode,
       },
     );
-    (bootBus as BootKernelBus | null)?.discard();
+    const b = boot as { kernel: KernelInstance; bus: KernelBus } | null;
+    if (t.failedStep === 'quiesce' && b) {
+      // The boot kernel carries on as the system's kernel.
+      this.kernel = b.kernel;
+      this.kernelBus = b.bus;
+    }
     return t;
   }
 

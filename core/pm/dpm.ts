@@ -16,6 +16,14 @@ import {
   resumeEvent,
 } from './pm.js';
 
+/**
+ * What the PM core needs of a kernel: the depth of noirq phases it keeps
+ * (the kernel's might_sleep checker reads it) and a log for failed
+ * callbacks. The model's Kernel is one; another kernel (the Linux wasm
+ * build) brings its own.
+ */
+export type DpmKernel = Pick<Kernel, 'noirqDepth' | 'log'>;
+
 /** A device on the PM list (struct device's dev_pm_info, reduced). */
 export interface PmDevice<D = unknown> {
   readonly name: string;
@@ -81,11 +89,11 @@ export class DpmCore<D = unknown> {
   readonly injections: PmInjection[] = keepOutOfImage([]);
   readonly hooks: PmCallbackHook[] = keepOutOfImage([]);
   private readonly irq: IrqChip | null;
-  private readonly k: Kernel;
+  private readonly k: DpmKernel;
   /** 'boot': the hibernation boot kernel's PM core; its records and hook events say so. */
   readonly tag: 'boot' | undefined;
 
-  constructor(opts: { irq?: IrqChip; kernel?: Kernel; tag?: 'boot' } = {}) {
+  constructor(opts: { irq?: IrqChip; kernel?: DpmKernel; tag?: 'boot' } = {}) {
     this.irq = opts.irq ?? null;
     this.k = opts.kernel ?? kernel;
     this.tag = opts.tag;

@@ -36,6 +36,18 @@ export interface SleepPlatform {
    * returned so its devices can be quiesced before the jump into the image.
    */
   bootKernel?(): DpmPhases;
+  /**
+   * hibernate: the jump into the image, right before the image's memory is
+   * written back: the boot kernel is gone from here on (its interrupt
+   * handlers with it), and the image kernel is wired up again.
+   */
+  enterImage?(): void;
+  /**
+   * hibernate: the image's memory is back; what hardware state follows
+   * kernel memory (the interrupt handlers the kernel has registered) is
+   * brought in line with it.
+   */
+  imageRestored?(): void;
 }
 
 export interface PmTransition {
@@ -117,6 +129,8 @@ export interface HibernateOptions {
   ram?: Uint8Array;
   /** hibernation_mode (default 'shutdown', Linux's default on a platform without hibernation ops). */
   mode?: HibernationMode;
+  /** The image kernel's noirq depth holder (default the model's kernel). */
+  kernel?: { noirqDepth: number };
 }
 
 /** What hibernation_platform_enter() returned, and the device step that failed. */
@@ -174,8 +188,9 @@ export function hibernate(dpm: DpmPhases, platform: SleepPlatform, opts: Hiberna
     dpm.dpmResumeEnd(PMSG_RECOVER);
     return finish(error, 'freeze_noirq');
   }
+  const k = opts.kernel ?? kernel;
   const image = keepOutOfImage(KernelImage.capture(opts.imageRoots, opts.ram ?? null));
-  const noirqDepthAtSnapshot = kernel.noirqDepth;
+  const noirqDepthAtSnapshot = k.noirqDepth;
   t.imageObjects = image.objects;
   dpm.dpmResumeStart(PMSG_THAW);
   dpm.dpmResumeEnd(PMSG_THAW);
@@ -198,7 +213,8 @@ export function hibernate(dpm: DpmPhases, platform: SleepPlatform, opts: Hiberna
   if (!viaPlatform) dpm.deviceShutdown();
   platform.powerOff?.();
   t.poweredOff = true;
-  kernel.noirqDepth = 0; // the powered-off kernel is gone; the boot kernel starts afresh
+  k.noirqDepth = 0; // the powered-off kernel is gone; the boot kernel starts afresh
+
   // Power on: the boot kernel probes afresh, then hibernation_restore().
   const beforePowerOff = since(dpm, start);
   const bootRecords: PmCallRecord[] = [];
@@ -225,8 +241,10 @@ export function hibernate(dpm: DpmPhases, platform: SleepPlatform, opts: Hiberna
 
   // The jump into the image: its memory as at snapshot, inside create_image().
   const imageStart = dpm.record.length;
+  platform.enterImage?.();
   image.restore();
-  kernel.noirqDepth = noirqDepthAtSnapshot; // the image kernel resumes inside its noirq phase
+  platform.imageRestored?.();
+  k.noirqDepth = noirqDepthAtSnapshot; // the image kernel resumes inside its noirq phase
   dpm.dpmResumeStart(PMSG_RESTORE);
   dpm.dpmResumeEnd(PMSG_RESTORE);
   // dpm.record is kept out of the image, so it still holds what ran before.

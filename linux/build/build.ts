@@ -14,6 +14,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
   GLUE_FILES,
+  GLUE_HEADERS,
   INSTALL_HINT,
   KCONFIG,
   LINUX_FILES,
@@ -288,7 +289,7 @@ const SHIM_IGNORES = [
 function checkpatch(): number {
   const script = path.join(SRC, 'scripts', 'checkpatch.pl');
   const shim = listFiles(SHIM).filter((f) => f.endsWith('.h'));
-  const ours = [...GLUE_FILES.map((f) => path.join(ROOT, f.src)), path.join(ROOT, 'linux', 'glue', 'lx.h')];
+  const ours = [...GLUE_FILES.map((f) => path.join(ROOT, f.src)), ...GLUE_HEADERS.map((h) => path.join(ROOT, h))];
   let bad = 0;
   for (const f of [...ours, ...shim]) {
     const ignore = shim.includes(f) ? ['--ignore', SHIM_IGNORES.join(',')] : [];

@@ -67,9 +67,18 @@ export const GLUE_FILES: readonly CFile[] = [
   { src: 'linux/glue/irq.c', obj: 'irq', modname: 'irq' },
   { src: 'linux/glue/sched.c', obj: 'sched', modname: 'sched' },
   { src: 'linux/glue/hwrng.c', obj: 'hwrng', modname: 'hwrng' },
+  { src: 'linux/glue/power.c', obj: 'power', modname: 'power' },
   { src: 'linux/glue/entry.c', obj: 'entry', modname: 'entry' },
   { src: 'linux/drivers/lx-test.c', obj: 'lx_test', modname: 'lx_test' },
+  // The PM cases (mirroring core/drivers/rtc.ts and clock-consumer.ts) and a test driver.
+  { src: 'linux/drivers/lx-clock.c', obj: 'lx_clock', modname: 'lx_clock' },
+  { src: 'linux/drivers/virtio_rtc.c', obj: 'virtio_rtc', modname: 'virtio_rtc' },
+  { src: 'linux/drivers/clock-consumer.c', obj: 'clock_consumer', modname: 'clock_consumer' },
+  { src: 'linux/drivers/lx-pm-test.c', obj: 'lx_pm_test', modname: 'lx_pm_test' },
 ];
+
+/** Headers of ours outside the shim, checked by --checkpatch with every check. */
+export const GLUE_HEADERS: readonly string[] = ['linux/glue/lx.h', 'linux/drivers/lx-clock.h'];
 
 /** The kernel configuration: everything built in, no OF/ACPI/Xen/KMSAN/debugfs. */
 export const KCONFIG: readonly string[] = [

@@ -60,3 +60,44 @@ LX_EXPORT("lx_test_spin_recursion") void lx_test_spin_recursion(void)
 	spin_lock(&lx_test_lock);
 	spin_lock(&lx_test_lock);
 }
+
+/*
+ * The slot's transport as one without some of what the noirq series adds:
+ * the device's config ops pointer is pointed at a copy of its ops with
+ * reset_vqs cleared (LX_TEST_NO_RESET_VQS) and/or noirq_safe false
+ * (LX_TEST_NOT_NOIRQ_SAFE); 0 puts the transport's own ops back. Linux's
+ * code is unchanged: virtio_mmio keeps using its own functions, only the
+ * core sees the copy. One slot at a time.
+ */
+#define LX_TEST_NO_RESET_VQS	BIT(0)
+#define LX_TEST_NOT_NOIRQ_SAFE	BIT(1)
+
+static struct virtio_config_ops lx_test_ops;
+static const struct virtio_config_ops *lx_test_saved_ops;
+static struct virtio_device *lx_test_ops_vdev;
+
+LX_EXPORT("lx_test_config_ops") int lx_test_config_ops(int slot, u32 drop)
+{
+	struct virtio_device *vdev = lx_slot_vdev(slot);
+
+	if (!vdev)
+		return -ENODEV;
+	if (lx_test_ops_vdev && lx_test_ops_vdev != vdev)
+		return -EBUSY;
+	if (!lx_test_ops_vdev) {
+		lx_test_saved_ops = vdev->config;
+		lx_test_ops_vdev = vdev;
+	}
+	if (!drop) {
+		vdev->config = lx_test_saved_ops;
+		lx_test_ops_vdev = NULL;
+		return 0;
+	}
+	lx_test_ops = *lx_test_saved_ops;
+	if (drop & LX_TEST_NO_RESET_VQS)
+		lx_test_ops.reset_vqs = NULL;
+	if (drop & LX_TEST_NOT_NOIRQ_SAFE)
+		lx_test_ops.noirq_safe = false;
+	vdev->config = &lx_test_ops;
+	return 0;
+}

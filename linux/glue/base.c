@@ -45,13 +45,13 @@ const char *lx_context_name(void)
 	return dev ? dev_name(dev) : NULL;
 }
 
-static void enter_device(struct device *dev)
+void lx_enter_device(struct device *dev)
 {
 	BUG_ON(probe_depth == LX_PROBE_DEPTH);
 	probing[probe_depth++] = dev;
 }
 
-static void leave_device(void)
+void lx_leave_device(void)
 {
 	probe_depth--;
 }
@@ -218,14 +218,14 @@ static int really_probe(struct device *dev, struct device_driver *drv)
 	int ret;
 
 	dev->driver = drv;
-	enter_device(dev);
+	lx_enter_device(dev);
 	if (dev->bus->probe)
 		ret = dev->bus->probe(dev);
 	else if (drv->probe)
 		ret = drv->probe(dev);
 	else
 		ret = 0;
-	leave_device();
+	lx_leave_device();
 	if (ret == 0)
 		return 1;
 
@@ -280,12 +280,12 @@ void device_release_driver(struct device *dev)
 
 	if (!drv)
 		return;
-	enter_device(dev);
+	lx_enter_device(dev);
 	if (dev->bus && dev->bus->remove)
 		dev->bus->remove(dev);
 	else if (drv->remove)
 		drv->remove(dev);
-	leave_device();
+	lx_leave_device();
 	devres_release_all(dev);
 	dev->driver = NULL;
 	dev_set_drvdata(dev, NULL);
@@ -350,8 +350,8 @@ void device_unregister(struct device *dev)
 	put_device(dev);
 }
 
-int device_for_each_child(struct device *parent, void *data,
-			  int (*fn)(struct device *dev, void *data))
+int lx_device_walk_children(struct device *parent, void *data,
+			    device_iter_t fn)
 {
 	struct device *child, *n;
 	int err = 0;

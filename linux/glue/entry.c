@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
  * Entry points for the host: boot (kernel services and core initcalls),
- * the board's platform devices, the device initcalls, per-slot queries,
- * unbind and rebind, rng reads and sysfs attribute reads.
+ * the board's platform devices, the transport's initcall, the virtio
+ * drivers a run names (registered in its order), per-slot queries, unbind
+ * and rebind, rng reads and sysfs attribute reads.
  */
 #include <linux/kernel.h>
 #include <linux/device.h>
@@ -63,15 +64,50 @@ int lx_platform_add(int slot, u32 base, u32 size, u32 line)
 	return 0;
 }
 
+/* The transport: it probes the platform devices and registers virtio devices. */
 LX_EXPORT("lx_initcalls") int lx_initcalls(void)
 {
-	int err = lx_device_initcall_virtio_mmio();
-	int err2 = lx_device_initcall_virtio_rng();
-
-	return err ? err : err2;
+	return lx_device_initcall_virtio_mmio();
 }
 
-static struct platform_device *lx_slot_pdev(int slot)
+/*
+ * The virtio drivers built in, by driver name. Linux registers every
+ * built-in driver in link order; here the host registers the ones a run
+ * names, in its order, so that it chooses which of two drivers for one
+ * device ID binds (the first registered that matches), as the model's
+ * driver list does.
+ */
+static struct {
+	const char *name;
+	int (*init)(void);
+	bool registered;
+} lx_drivers[] = {
+	{ "virtio_rng", lx_device_initcall_virtio_rng },
+	{ "virtio_rtc", lx_virtio_rtc_init },
+	{ "virtio_rtc_noirq", lx_virtio_rtc_noirq_init },
+	{ "clock_consumer", lx_device_initcall_clock_consumer },
+	{ "test_driver", lx_device_initcall_lx_pm_test },
+};
+
+/* 0, -ENOENT (no such driver), -EEXIST (registered already) or the init's error. */
+LX_EXPORT("lx_driver_register") int lx_driver_register(const char *name)
+{
+	int i, err;
+
+	for (i = 0; i < ARRAY_SIZE(lx_drivers); i++) {
+		if (strcmp(lx_drivers[i].name, name))
+			continue;
+		if (lx_drivers[i].registered)
+			return -EEXIST;
+		err = lx_drivers[i].init();
+		if (!err)
+			lx_drivers[i].registered = true;
+		return err;
+	}
+	return -ENOENT;
+}
+
+struct platform_device *lx_slot_pdev(int slot)
 {
 	if (slot < 0 || slot >= LX_MAX_SLOTS)
 		return NULL;
@@ -119,7 +155,23 @@ struct lx_slot_info {
 	u32 vq0_size;
 	const char *transport_name;	/* the platform device's name */
 	const char *transport_driver;
+	s32 noirq_state;	/* enum virtio_noirq_state */
+	u32 failed;		/* saved by virtio_device_freeze() */
+	u32 config_core_enabled;
+	u32 config_driver_disabled;
 };
+
+/*
+ * hwrng_register() records the device it ran for: the virtio device (probe)
+ * or its transport's platform device (a PM callback, virtio-rng's restore).
+ */
+static struct hwrng *lx_slot_hwrng(struct platform_device *pdev,
+				   struct virtio_device *vdev)
+{
+	struct hwrng *rng = lx_hwrng_of_device(&vdev->dev);
+
+	return rng ? rng : lx_hwrng_of_device(&pdev->dev);
+}
 
 static struct lx_slot_info slot_info;
 
@@ -151,7 +203,11 @@ LX_EXPORT("lx_slot_info") struct lx_slot_info *lx_get_slot_info(int slot)
 	si->features_hi = upper_32_bits(vdev->features);
 	si->dev_name = dev_name(&vdev->dev);
 	si->driver = vdev->dev.driver ? vdev->dev.driver->name : NULL;
-	si->rng = lx_hwrng_of_device(&vdev->dev);
+	si->noirq_state = vdev->noirq_state;
+	si->failed = vdev->failed;
+	si->config_core_enabled = vdev->config_core_enabled;
+	si->config_driver_disabled = vdev->config_driver_disabled;
+	si->rng = lx_slot_hwrng(pdev, vdev);
 	si->rng_name = si->rng ? si->rng->name : NULL;
 	list_for_each_entry(vq, &vdev->vqs, list)
 		si->nvqs++;
@@ -171,6 +227,14 @@ LX_EXPORT("lx_slot_info") struct lx_slot_info *lx_get_slot_info(int slot)
 		si->vq0_size = virtqueue_get_vring_size(vq);
 	}
 	return si;
+}
+
+/* The slot's virtio device name ("virtio0"), or NULL; no register access. */
+LX_EXPORT("lx_slot_vdev_name") const char *lx_slot_vdev_name(int slot)
+{
+	struct virtio_device *vdev = lx_slot_vdev(slot);
+
+	return vdev ? dev_name(&vdev->dev) : NULL;
 }
 
 /* Unbind the transport driver: the virtio device goes away with it. */
@@ -218,7 +282,7 @@ LX_EXPORT("lx_slot_rng") struct hwrng *lx_slot_rng(int slot)
 {
 	struct virtio_device *vdev = lx_slot_vdev(slot);
 
-	return vdev ? lx_hwrng_of_device(&vdev->dev) : NULL;
+	return vdev ? lx_slot_hwrng(lx_slot_pdev(slot), vdev) : NULL;
 }
 
 /*

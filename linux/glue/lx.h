@@ -56,6 +56,10 @@ int lx_host_wait(const unsigned int *done, int mode, int timeout_ms,
 void lx_host_uevent(const char *action, const char *dev, const char *env,
 		    unsigned int len) LX_IMPORT("uevent");
 
+/* The host's monotonic clock in ms (wraps at 32 bits); a nap of usecs. */
+LX_IMPORT("clock_ms") unsigned int lx_host_clock_ms(void);
+void lx_host_udelay(unsigned int usecs) LX_IMPORT("udelay");
+
 /* glue/base.c: the device whose probe/remove is running, if any. */
 struct device *lx_current_device(void);
 /* A name for the context: the current device, or the irq's action. */
@@ -74,8 +78,23 @@ int lx_device_initcall_virtio_rng(void);
 /* glue/hwrng.c and glue/entry.c */
 struct hwrng;
 struct virtio_device;
+struct platform_device;
 struct hwrng *lx_hwrng_of_device(struct device *dev);
+struct platform_device *lx_slot_pdev(int slot);
 struct virtio_device *lx_slot_vdev(int slot);
+
+/* glue/base.c: run code on behalf of a device (its probe, a PM callback) */
+void lx_enter_device(struct device *dev);
+void lx_leave_device(void);
+
+/*
+ * The drivers the host can register by name (glue/drivers.c), and the
+ * registration functions of ours that have no initcall of their own.
+ */
+int lx_virtio_rtc_init(void);
+int lx_virtio_rtc_noirq_init(void);
+int lx_device_initcall_clock_consumer(void);
+int lx_device_initcall_lx_pm_test(void);
 
 /* glue/irq.c */
 extern unsigned int lx_nr_irq_lines;

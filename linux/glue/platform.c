@@ -255,10 +255,6 @@ void __iomem *ioremap(phys_addr_t offset, size_t size)
 	return (void __iomem *)(unsigned long)offset;
 }
 
-void iounmap(volatile void __iomem *addr)
-{
-}
-
 struct lx_region {
 	resource_size_t start, n;
 	void __iomem *addr;

@@ -10,9 +10,21 @@
 #include <linux/kernel.h>
 #include <linux/completion.h>
 #include <linux/limits.h>
+#include <linux/jiffies.h>
+#include <linux/delay.h>
 #include "lx.h"
 
-#define LX_HZ	1000	/* jiffies are milliseconds */
+#define LX_HZ	HZ	/* jiffies are milliseconds */
+
+unsigned long lx_jiffies(void)
+{
+	return lx_host_clock_ms();
+}
+
+void udelay(unsigned long usecs)
+{
+	lx_host_udelay(usecs);
+}
 
 void complete(struct completion *x)
 {

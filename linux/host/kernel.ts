@@ -9,11 +9,13 @@
 // memory.buffer, mem.base === PLATFORM.RAM_BASE): a tracing or
 // fault-injecting wrapper can sit between the kernel and the machine.
 import { IRQ_HANDLED, IRQ_NONE, PLATFORM, type AccessWidth, type Bus, type IrqHandler, type IrqReturn } from '../../core/bus.js';
-import type { KernelMessage, KernelWarning, LogLevel } from '../../core/kernel.js';
+import { keepOutOfImage, type KernelMessage, type KernelWarning, type LogLevel, type LogTarget } from '../../core/kernel.js';
+import type { DpmKernel, PmDevice } from '../../core/pm/dpm.js';
+import { PM_CALLBACKS, type DevPmOps, type PmCallbackName } from '../../core/pm/pm.js';
 import { MMIO_WINDOW_SIZE } from '../../core/uapi/mmio.js';
 import type { Machine } from '../../emulator/machine.js';
 import { LinuxBugError, LinuxCallError, LinuxDeadError, LinuxHangError, linuxErrnoName } from './errors.js';
-import { createLinuxMemory, loadLinuxModule, type MemoryImport } from './module.js';
+import { createLinuxMemory, loadLinuxModule, loadLinuxModuleSync, type MemoryImport } from './module.js';
 
 /** A function the module imports: numbers in; a number back, or nothing for a void C function. */
 // biome-ignore lint/suspicious/noConfusingVoidType: C functions returning void are imports returning nothing
@@ -36,6 +38,37 @@ export interface LinuxSlot {
   size?: number;
 }
 
+/** The virtio drivers built in that need no setup (linux/glue/entry.c lx_drivers). */
+export type LinuxDriverName = 'virtio_rng' | 'virtio_rtc' | 'virtio_rtc_noirq';
+
+/** The virtio driver callbacks a test driver can be given (struct virtio_driver). */
+export type VirtioPmCallbackName = 'freeze' | 'restore' | 'freeze_noirq' | 'restore_noirq';
+
+/** A driver to register at boot: a built-in one by name, or one of the two that are set up first. */
+export type LinuxDriverSpec =
+  | LinuxDriverName
+  /** linux/drivers/clock-consumer.c: binds deviceId, reads `clock` ("rtc1.0") in restore(). */
+  | { driver: 'clock_consumer'; deviceId: number; clock: string }
+  /**
+   * linux/drivers/lx-pm-test.c ("test-driver-<deviceId>"): `queues` queues
+   * (default 1, at most 4) and exactly these callbacks (default none).
+   */
+  | { driver: 'test_driver'; deviceId: number; queues?: number; callbacks?: readonly VirtioPmCallbackName[] };
+
+/**
+ * What a boot registers without a `drivers` option, in this order: the
+ * model's default order (core/drivers: rng, then the clock with the noirq
+ * pair before the one without), so the noirq clock driver binds the rtc.
+ */
+export const LINUX_DEFAULT_DRIVERS: readonly LinuxDriverSpec[] = ['virtio_rng', 'virtio_rtc_noirq', 'virtio_rtc'];
+
+/** The model's driver names (core/drivers/index.ts) and the Linux driver that mirrors each. */
+export const LINUX_DRIVER_OF_MODEL: Readonly<Record<string, LinuxDriverName>> = {
+  rng: 'virtio_rng',
+  rtc: 'virtio_rtc_noirq',
+  'rtc-classic': 'virtio_rtc',
+};
+
 export interface LinuxBootOptions {
   /** The machine (its bus and its mmio slots); the machine must have been created with ram: memory.buffer. */
   machine?: Machine;
@@ -54,6 +87,13 @@ export interface LinuxBootOptions {
   slots?: 'occupied' | 'all' | readonly LinuxSlot[];
   /** Host deadline for one wait_for_completion*, ms (default 5000). */
   waitTimeoutMs?: number;
+  /**
+   * The virtio drivers to register after the transport, in this order
+   * (default LINUX_DEFAULT_DRIVERS). Each binds the devices it matches that
+   * no driver registered before it bound, so the order chooses between two
+   * drivers for one device ID, as the model's `drivers` list does.
+   */
+  drivers?: readonly LinuxDriverSpec[];
 }
 
 export interface LinuxMessage extends KernelMessage {
@@ -106,6 +146,62 @@ export interface LinuxDevice {
   vqs: number;
   /** The first virtqueue's ring (guest-physical addresses), if any. */
   vq0: { desc: number; avail: number; used: number; size: number } | null;
+  /** dev->noirq_state (VIRTIO_NOIRQ_NONE 0, ENTERED 1, RESTORED 2), null without a virtio device. */
+  noirqState: number | null;
+  /** dev->failed: FAILED as virtio_device_freeze() saw it. */
+  failed: boolean;
+  /** dev->config_core_enabled: config change interrupts reach the driver. */
+  configCoreEnabled: boolean;
+}
+
+/** What DpmCore passes to a Linux device's callbacks. */
+export interface LinuxPmDev {
+  kernel: LinuxKernel;
+  slot: number;
+  /** The platform device whose dev_pm_ops run: "virtio-mmio.<slot>". */
+  transport: string;
+  /** Its virtio device at boot: "virtio<index>" (PmDevice.name follows re-probes). */
+  vdev: string;
+}
+
+/** linux/drivers/virtio_rtc.c's state for a slot. */
+export interface LinuxRtcInfo {
+  driver: 'virtio_rtc' | 'virtio_rtc_noirq';
+  /** The requestq exists (virtio_rtc deletes it in freeze()). */
+  hasVq: boolean;
+  /** Between freeze() and the restore that brings the clock back. */
+  frozen: boolean;
+  numClocks: number;
+  clock0Type: number;
+  /** The reading taken when the clock came back from sleep, or null. */
+  resumeReading: bigint | null;
+  stats: { requests: number; completed: number; errors: number; polled: number };
+}
+
+/** linux/drivers/lx-pm-test.c's counters. */
+export interface LinuxPmTestInfo {
+  bound: boolean;
+  /** Probes and removes of the driver so far (any slot). */
+  probes: number;
+  removes: number;
+  configChanges: number;
+  /** Virtqueue callbacks per queue. */
+  callbacks: number[];
+}
+
+/**
+ * What the PM core (core/pm/dpm.ts) needs of a kernel: the noirq depth its
+ * suspend_device_irqs() keeps, which the might_sleep() hook reads, and a
+ * log for failed callbacks (added to the kernel's log, origin 'host').
+ */
+class LinuxPmContext implements DpmKernel {
+  noirqDepth = 0;
+  constructor(private readonly sink: LinuxMessage[]) {}
+
+  log(level: LogLevel, target: LogTarget | null, msg: string): void {
+    const loglevel = level === 'err' ? 3 : level === 'warn' ? 4 : 6;
+    this.sink.push({ level, loglevel, dev: target?.name ?? 'kernel', driver: null, origin: 'host', msg });
+  }
 }
 
 export interface LinuxMemStats {
@@ -127,6 +223,7 @@ interface LinuxExports {
   lx_platform_add(slot: number, base: number, size: number, line: number): number;
   lx_initcalls(): number;
   lx_slot_info(slot: number): number;
+  lx_slot_vdev_name(slot: number): number;
   lx_unbind(slot: number): number;
   lx_bind(slot: number): number;
   lx_virtio_unbind(slot: number): number;
@@ -145,7 +242,26 @@ interface LinuxExports {
   lx_test_check_feature(slot: number, fbit: number): number;
   lx_test_sleep_in_atomic(): void;
   lx_test_spin_recursion(): void;
+  lx_test_config_ops(slot: number, drop: number): number;
+  lx_driver_register(name: number): number;
+  lx_clock_consumer_setup(deviceId: number, clock: number): number;
+  lx_pm_test_setup(deviceId: number, nvqs: number, cbs: number): number;
+  lx_pm_test_info(slot: number): number;
+  lx_pm_ops(slot: number): number;
+  lx_pm_call(slot: number, cb: number): number;
+  lx_device_shutdown(slot: number): void;
+  lx_rtc_info(slot: number): number;
+  lx_rtc_read(slot: number, clockId: number, ns: number): number;
+  lx_clock_read(name: number, ns: number): number;
+  lx_clock_consumer_reads(slot: number, buf: number, max: number): number;
 }
+
+// linux/drivers/lx-pm-test.c LX_PM_TEST_*, linux/drivers/lx-test.c LX_TEST_*
+const PM_TEST_CALLBACK_BITS: Record<VirtioPmCallbackName, number> = { freeze: 1, restore: 2, freeze_noirq: 4, restore_noirq: 8 };
+const TEST_NO_RESET_VQS = 1;
+const TEST_NOT_NOIRQ_SAFE = 2;
+/** linux/drivers/clock-consumer.c CLOCK_CONSUMER_MAX_READS */
+const CLOCK_CONSUMER_MAX_READS = 64;
 
 // linux/glue/lx.h
 const WARN_SLEEP_ATOMIC = 1;
@@ -160,9 +276,17 @@ const WAIT_KILLED = 2;
  * Memories a kernel was instantiated over. A shared memory's data segments
  * are initialised once (wasm-ld's __wasm_init_memory keeps a flag in it),
  * so a second instance over the same RAM would start from the first one's
- * .data and .bss: one kernel per memory.
+ * .data and .bss: one kernel per memory, unless the memory was zeroed
+ * since (power loss), which clears the flag: a new instance then
+ * initialises .data and .bss again.
  */
 const usedMemories = new WeakSet<object>();
+
+function allZero(buf: SharedArrayBuffer): boolean {
+  const w = new Int32Array(buf, 0, buf.byteLength >>> 2);
+  for (let i = 0; i < w.length; i++) if (w[i] !== 0) return false;
+  return true;
+}
 
 function logLevel(loglevel: number): LogLevel {
   return loglevel <= 3 ? 'err' : loglevel === 4 ? 'warn' : 'info';
@@ -179,17 +303,19 @@ export function machineSlots(machine: Machine, which: 'occupied' | 'all' = 'occu
 
 export class LinuxKernel {
   /** Everything printk/dev_printk printed, in order. */
-  readonly log: LinuxMessage[] = [];
+  readonly log: LinuxMessage[] = keepOutOfImage([]);
   /** WARN_ON and might_sleep findings, as data. */
-  readonly warnings: LinuxWarning[] = [];
-  readonly uevents: LinuxUevent[] = [];
+  readonly warnings: LinuxWarning[] = keepOutOfImage([]);
+  readonly uevents: LinuxUevent[] = keepOutOfImage([]);
   /** might_sleep() calls per site ("file:line func"). */
-  readonly mightSleep = new Map<string, number>();
-  /** Set by a PM driver around noirq phases: might_sleep() then records a 'noirq-context' warning. */
-  noirqDepth = 0;
+  readonly mightSleep = keepOutOfImage(new Map<string, number>());
+  /** The PM core's view of this kernel: give it to DpmCore({ kernel }). */
+  readonly pm: DpmKernel;
   /** Host deadline for one wait, ms. */
   waitTimeoutMs: number;
   readonly slots: readonly LinuxSlot[];
+  /** The drivers registered at boot, in order. */
+  readonly drivers: readonly LinuxDriverSpec[];
 
   private readonly u8: Uint8Array;
   private readonly i32: Int32Array;
@@ -197,21 +323,29 @@ export class LinuxKernel {
   private ex!: LinuxExports;
   private death: unknown = null;
   private readonly lineHandlers = new Map<number, IrqHandler>();
+  /** disconnectIrqs() ran: the controller does not reach this instance. */
+  private irqsDisconnected = false;
   /** The hw_random core's leftover rng_buffer bytes, per slot. */
   private readonly rngLeft = new Map<number, Uint8Array>();
+  private readonly nap = new Int32Array(new SharedArrayBuffer(4));
 
   private constructor(
     readonly bus: Bus,
     readonly memory: WebAssembly.Memory,
     slots: readonly LinuxSlot[],
     waitTimeoutMs: number,
+    drivers: readonly LinuxDriverSpec[],
   ) {
+    // The host object is not kernel memory; imageRoots() says what of it is.
+    keepOutOfImage(this);
     const buf = memory.buffer as unknown as SharedArrayBuffer;
     this.u8 = new Uint8Array(buf);
     this.i32 = new Int32Array(buf);
     this.view = new DataView(buf);
     this.slots = slots;
     this.waitTimeoutMs = waitTimeoutMs;
+    this.drivers = drivers;
+    this.pm = new LinuxPmContext(this.log);
   }
 
   /** The shared memory a kernel needs (guest RAM), sized as the module was linked. */
@@ -227,11 +361,26 @@ export class LinuxKernel {
 
   /**
    * Instantiate the kernel over `memory`, start its services and the virtio
-   * bus, create one platform device per slot, then run the device
-   * initcalls (virtio-mmio, virtio-rng), which probe them: the order of a
-   * board whose devices exist before the drivers load.
+   * bus, create one platform device per slot, run the transport's initcall
+   * (virtio-mmio probes them and registers their virtio devices), then
+   * register the virtio drivers in order (opts.drivers), each binding what
+   * it matches: the order of a board whose devices exist before the drivers
+   * load.
    */
   static async boot(opts: LinuxBootOptions): Promise<LinuxKernel> {
+    return LinuxKernel.start(await loadLinuxModule(), opts);
+  }
+
+  /**
+   * The same, synchronously: for a kernel that boots in the middle of a
+   * synchronous transition (the hibernation boot kernel, on the memory the
+   * power loss zeroed).
+   */
+  static bootSync(opts: LinuxBootOptions): LinuxKernel {
+    return LinuxKernel.start(loadLinuxModuleSync(), opts);
+  }
+
+  private static start(loaded: { module: WebAssembly.Module; memory: MemoryImport }, opts: LinuxBootOptions): LinuxKernel {
     const bus = opts.bus ?? opts.machine?.bus;
     if (!bus) throw new TypeError('LinuxKernel.boot: give a machine or a bus');
     const memory = opts.memory;
@@ -247,17 +396,20 @@ export class LinuxKernel {
     if (Array.isArray(opts.slots)) slots = opts.slots as readonly LinuxSlot[];
     else if (opts.machine) slots = machineSlots(opts.machine, (opts.slots as 'occupied' | 'all' | undefined) ?? 'occupied');
     else throw new TypeError('LinuxKernel.boot: without a machine, give the slots');
-    const { module, memory: imp } = await loadLinuxModule();
+    const { module, memory: imp } = loaded;
     if (ram.byteLength !== imp.initial * 65536) {
       throw new Error(`LinuxKernel.boot: the module was linked for ${imp.initial * 64} KiB of RAM, the memory has ${ram.byteLength / 1024} KiB`);
     }
-    if (usedMemories.has(ram)) throw new Error('LinuxKernel.boot: this memory already held a kernel; create a new memory (and machine) per boot');
+    if (usedMemories.has(ram) && !allZero(ram)) {
+      throw new Error('LinuxKernel.boot: this memory already held a kernel; create a new memory (and machine) per boot, or zero it (power loss)');
+    }
     for (const s of slots) {
       if (!Number.isInteger(s.line) || s.line < 0 || s.line >= bus.irq.lines) throw new RangeError(`slot ${s.slot}: irq line ${s.line} out of range`);
     }
-    const k = new LinuxKernel(bus, memory, slots, opts.waitTimeoutMs ?? 5000);
+    const drivers = opts.drivers ?? LINUX_DEFAULT_DRIVERS;
+    const k = new LinuxKernel(bus, memory, slots, opts.waitTimeoutMs ?? 5000, drivers);
     usedMemories.add(ram);
-    const instance = await WebAssembly.instantiate(module, { env: { memory }, lx: k.imports() });
+    const instance = new WebAssembly.Instance(module, { env: { memory }, lx: k.imports() });
     k.ex = k.guard(instance.exports);
     k.call(() => {
       const r = k.ex.lx_boot(bus.irq.lines);
@@ -268,8 +420,27 @@ export class LinuxKernel {
       }
       const e = k.ex.lx_initcalls();
       if (e !== 0) throw new LinuxCallError('device initcalls', e);
+      for (const d of drivers) k.registerDriver(d);
     });
     return k;
+  }
+
+  private registerDriver(d: LinuxDriverSpec): void {
+    let name: string;
+    if (typeof d === 'string') name = d;
+    else if (d.driver === 'clock_consumer') {
+      name = d.driver;
+      const e = this.withString(d.clock, (p) => this.ex.lx_clock_consumer_setup(d.deviceId, p));
+      if (e !== 0) throw new LinuxCallError(`clock_consumer setup (device ${d.deviceId}, clock ${d.clock})`, e);
+    } else if (d.driver === 'test_driver') {
+      name = d.driver;
+      let cbs = 0;
+      for (const c of d.callbacks ?? []) cbs |= PM_TEST_CALLBACK_BITS[c];
+      const e = this.ex.lx_pm_test_setup(d.deviceId, d.queues ?? 1, cbs);
+      if (e !== 0) throw new LinuxCallError(`test_driver setup (device ${d.deviceId})`, e);
+    } else throw new TypeError(`unknown driver ${JSON.stringify(d)}`);
+    const e = this.withString(name, (p) => this.ex.lx_driver_register(p));
+    if (e !== 0) throw new LinuxCallError(`registering driver ${name}`, e);
   }
 
   /** True once a BUG, panic, hang or bus error ended this instance (or close()). */
@@ -280,6 +451,18 @@ export class LinuxKernel {
   /** What ended it. */
   get deathCause(): unknown {
     return this.death;
+  }
+
+  /**
+   * The depth of noirq phases in progress (the PM core's, this.pm): while
+   * it is above 0, might_sleep() records a 'noirq-context' warning.
+   */
+  get noirqDepth(): number {
+    return this.pm.noirqDepth;
+  }
+
+  set noirqDepth(n: number) {
+    this.pm.noirqDepth = n;
   }
 
   // ---- queries -----------------------------------------------------------
@@ -311,6 +494,9 @@ export class LinuxKernel {
         rng: this.str(w(12)),
         vqs: w(13),
         vq0: w(13) ? { desc: phys(14, 15), avail: phys(16, 17), used: phys(18, 19), size: w(20) } : null,
+        noirqState: hasVdev ? this.view.getInt32(p + 4 * 23, true) : null,
+        failed: w(24) !== 0,
+        configCoreEnabled: w(25) !== 0,
       };
     });
   }
@@ -352,6 +538,149 @@ export class LinuxKernel {
         allocFailures: w(9),
       };
     });
+  }
+
+  /** dev->noirq_state of the slot's virtio device (VIRTIO_NOIRQ_*), or null. */
+  noirqState(slot: number): number | null {
+    return this.device(slot)?.noirqState ?? null;
+  }
+
+  /** linux/drivers/virtio_rtc.c's state, or null when neither rtc driver is bound. */
+  rtc(slot: number): LinuxRtcInfo | null {
+    return this.call(() => {
+      const p = this.ex.lx_rtc_info(slot);
+      const w = (i: number): number => this.view.getUint32(p + 4 * i, true);
+      if (!w(0)) return null;
+      return {
+        driver: w(0) === 1 ? 'virtio_rtc' : 'virtio_rtc_noirq',
+        hasVq: w(1) !== 0,
+        frozen: w(2) !== 0,
+        numClocks: w(3),
+        resumeReading: w(4) ? (BigInt(w(6)) << 32n) | BigInt(w(5)) : null,
+        stats: { requests: w(7), completed: w(8), errors: w(9), polled: w(10) },
+        clock0Type: w(11),
+      };
+    });
+  }
+
+  /** A reading of the slot's clock (ns), or -errno (-EAGAIN while frozen, -ENODEV without an rtc driver). */
+  rtcRead(slot: number, clockId = 0): bigint | number {
+    return this.call(() => this.withBuffer(8, (out) => this.u64Result(this.ex.lx_rtc_read(slot, clockId, out), out)));
+  }
+
+  /** A clock by name as another driver reads it ("rtc1.0"): ns, or -errno (-ENODEV: no such clock). */
+  clockRead(name: string): bigint | number {
+    return this.call(() => this.withBuffer(8, (out) => this.withString(name, (p) => this.u64Result(this.ex.lx_clock_read(p, out), out))));
+  }
+
+  /** The clock reads the slot's clock_consumer made in restore(): ns, or -errno; null if it is not bound there. */
+  clockConsumerReads(slot: number): (bigint | number)[] | null {
+    return this.call(() =>
+      this.withBuffer(16 * CLOCK_CONSUMER_MAX_READS, (buf) => {
+        const n = this.ex.lx_clock_consumer_reads(slot, buf, CLOCK_CONSUMER_MAX_READS);
+        if (n < 0) return null;
+        const out: (bigint | number)[] = [];
+        for (let i = 0; i < Math.min(n, CLOCK_CONSUMER_MAX_READS); i++) {
+          const err = this.view.getInt32(buf + 16 * i, true);
+          out.push(err ? err : this.view.getBigUint64(buf + 16 * i + 8, true));
+        }
+        return out;
+      }),
+    );
+  }
+
+  // ---- PM: the dev_pm_ops of the slots' platform devices ----------------
+
+  /** The dev_pm_ops callbacks the slot's platform driver has (none when unbound), in PM_CALLBACKS order. */
+  pmOps(slot: number): PmCallbackName[] {
+    const mask = this.call(() => this.ex.lx_pm_ops(slot));
+    return PM_CALLBACKS.filter((_, i) => mask & (1 << i));
+  }
+
+  /**
+   * Run one dev_pm_ops callback of the slot's platform driver (virtio-mmio's
+   * virtio_mmio_pm_ops after patch 0003) on its platform device, as
+   * dpm_run_callback() does; returns its int (0 for complete). -ENOENT for a
+   * callback the driver lacks, -ENODEV when unbound.
+   */
+  pmCall(slot: number, callback: PmCallbackName): number {
+    const cb = PM_CALLBACKS.indexOf(callback);
+    if (cb < 0) throw new RangeError(`unknown PM callback ${callback}`);
+    return this.call(() => this.ex.lx_pm_call(slot, cb));
+  }
+
+  /**
+   * The devices for a DpmCore (core/pm/dpm.ts), in slot order (the order
+   * their platform devices were added, which is dpm_list's): every slot
+   * with a virtio device, named after it ("virtio0", as the model names its
+   * devices; a getter, so a re-probe's new name shows), with its
+   * interrupt line. `ops` has exactly the callbacks the
+   * platform driver has at the moment DpmCore looks (each property is a
+   * getter), so absent callbacks are absent, as Linux's dpm skips them.
+   */
+  pmDevices(): PmDevice<LinuxPmDev>[] {
+    const out: PmDevice<LinuxPmDev>[] = [];
+    for (const s of this.slots) {
+      // No trapped access here (lx_slot_info would read Status).
+      const vdevName = (): string | null => (this.death ? null : this.str(this.ex.lx_slot_vdev_name(s.slot)));
+      const first = this.call(vdevName);
+      if (!first) continue;
+      const transport = `virtio-mmio.${s.slot}`;
+      const dev: LinuxPmDev = keepOutOfImage({ kernel: this, slot: s.slot, transport, vdev: first });
+      const pd: PmDevice<LinuxPmDev> = {
+        name: first,
+        dev,
+        ops: this.liveOps(s.slot),
+        irqLine: s.line,
+        slot: s.slot,
+        // kernel_power_off()'s device_shutdown(): the virtio device's bus shutdown (virtio_dev_shutdown), then the platform device's.
+        shutdown: () => this.call(() => this.ex.lx_device_shutdown(s.slot)),
+      };
+      // The platform device stays on dpm_list across an unbind or re-probe; its virtio child's name may change.
+      Object.defineProperty(pd, 'name', { enumerable: true, get: () => vdevName() ?? dev.vdev });
+      out.push(keepOutOfImage(pd));
+    }
+    return out;
+  }
+
+  private liveOps(slot: number): DevPmOps<LinuxPmDev> {
+    const ops: DevPmOps<LinuxPmDev> = keepOutOfImage({});
+    PM_CALLBACKS.forEach((name, i) => {
+      const fn = (): number => this.pmCall(slot, name);
+      Object.defineProperty(ops, name, {
+        enumerable: true,
+        get: () => (!this.death && this.ex.lx_pm_ops(slot) & (1 << i) ? fn : undefined),
+      });
+    });
+    return ops;
+  }
+
+  /**
+   * Host-side state that is kernel memory and so belongs in a hibernation
+   * image next to guest RAM: the PM core's noirq depth (this.pm) and the
+   * hw_random core's leftover bytes. Logs, warnings and the wiring to the
+   * interrupt controller are not (they are observations and hardware).
+   */
+  imageRoots(): object[] {
+    return [this.pm, this.rngLeft];
+  }
+
+  /**
+   * Power loss: the interrupt controller no longer reaches this instance
+   * (its handlers leave the controller; what the kernel requested is kept).
+   */
+  disconnectIrqs(): void {
+    if (this.irqsDisconnected) return;
+    this.irqsDisconnected = true;
+    for (const [line, h] of this.lineHandlers) this.bus.irq.free(line, h);
+  }
+
+  /** The jump back into this instance's image: its handlers are on the controller again. */
+  reconnectIrqs(): void {
+    if (!this.irqsDisconnected) return;
+    this.irqsDisconnected = false;
+    if (this.death) return;
+    for (const [line, h] of this.lineHandlers) this.bus.irq.request(line, h);
   }
 
   // ---- actions -----------------------------------------------------------
@@ -467,14 +796,31 @@ export class LinuxKernel {
     sleepInAtomic: (): void => this.call(() => this.ex.lx_test_sleep_in_atomic()),
     /** spin_lock() twice on one lock. */
     spinRecursion: (): void => this.call(() => this.ex.lx_test_spin_recursion()),
+    /**
+     * Point the slot's vdev->config at a copy of virtio-mmio's config ops
+     * without reset_vqs and/or with noirq_safe false (a transport as it was
+     * before the series); with neither, the transport's own ops again.
+     */
+    configOps: (slot: number, drop: { resetVqs?: boolean; noirqSafe?: boolean }): void => {
+      const mask = (drop.resetVqs ? TEST_NO_RESET_VQS : 0) | (drop.noirqSafe ? TEST_NOT_NOIRQ_SAFE : 0);
+      const r = this.call(() => this.ex.lx_test_config_ops(slot, mask));
+      if (r !== 0) throw new LinuxCallError(`test config ops of slot ${slot}`, r);
+    },
+    /** linux/drivers/lx-pm-test.c's counters for the slot. */
+    pmTestInfo: (slot: number): LinuxPmTestInfo =>
+      this.call(() => {
+        const p = this.ex.lx_pm_test_info(slot);
+        const w = (i: number): number => this.view.getUint32(p + 4 * i, true);
+        return { bound: w(0) !== 0, probes: w(1), removes: w(2), configChanges: w(3), callbacks: [w(4), w(5), w(6), w(7)] };
+      }),
   };
 
   /**
    * Stop this kernel: its interrupt handlers leave the controller and every
    * later call refuses. Devices are left as they are (no remove, no reset).
    */
-  close(): void {
-    if (!this.death) this.kill(new Error('closed'));
+  close(reason: unknown = new Error('closed')): void {
+    if (!this.death) this.kill(reason);
   }
 
   // ---- plumbing ----------------------------------------------------------
@@ -512,6 +858,7 @@ export class LinuxKernel {
   private kill(reason: unknown): void {
     if (this.death) return;
     this.death = reason;
+    if (this.irqsDisconnected) this.lineHandlers.clear();
     for (const [line, h] of this.lineHandlers) {
       try {
         this.bus.irq.free(line, h);
@@ -520,6 +867,32 @@ export class LinuxKernel {
       }
     }
     this.lineHandlers.clear();
+  }
+
+  /** Run fn with a NUL-terminated copy of s in kernel memory. */
+  private withString<T>(s: string, fn: (p: number) => T): T {
+    const bytes = Buffer.from(`${s}\0`, 'utf8');
+    return this.withBuffer(bytes.length, (p) => {
+      this.u8.set(bytes, p);
+      return fn(p);
+    });
+  }
+
+  /** Run fn with a zeroed kmalloc'd buffer of n bytes, freed after. */
+  private withBuffer<T>(n: number, fn: (p: number) => T): T {
+    const p = this.ex.lx_alloc(Math.max(n, 1));
+    if (!p) throw new LinuxCallError('host buffer', -12);
+    this.u8.fill(0, p, p + n);
+    try {
+      return fn(p);
+    } finally {
+      if (!this.death) this.ex.lx_free(p);
+    }
+  }
+
+  /** An int result with a u64 out parameter: the value, or the -errno. */
+  private u64Result(r: number, out: number): bigint | number {
+    return r < 0 ? r : this.view.getBigUint64(out, true);
   }
 
   private str(p: number): string | null {
@@ -570,15 +943,17 @@ export class LinuxKernel {
       irq_request: (line: number): void => {
         if (this.lineHandlers.has(line)) return;
         const h: IrqHandler = (l) => this.onIrq(l);
-        this.bus.irq.request(line, h);
+        if (!this.irqsDisconnected) this.bus.irq.request(line, h);
         this.lineHandlers.set(line, h);
       },
       irq_free: (line: number): void => {
         const h = this.lineHandlers.get(line);
         if (!h) return;
         this.lineHandlers.delete(line);
-        this.bus.irq.free(line, h);
+        if (!this.irqsDisconnected) this.bus.irq.free(line, h);
       },
+      clock_ms: (): number => Math.floor(performance.now()) >>> 0,
+      udelay: (us: number): void => void Atomics.wait(this.nap, 0, 0, (us >>> 0) / 1000),
       irq_mask: (line: number): void => this.bus.irq.mask(line),
       irq_unmask: (line: number): void => this.bus.irq.unmask(line),
       wait: (done: number, mode: number, timeoutMs: number, file: number, line: number, func: number): number => this.wait(done, mode, timeoutMs, file, line, func),

@@ -97,24 +97,43 @@ export function memoryImport(wasm: Uint8Array): MemoryImport {
   throw new Error('the module imports no memory');
 }
 
-let cached: { module: WebAssembly.Module; memory: MemoryImport; mtimeMs: number } | null = null;
+type LoadedModule = { module: WebAssembly.Module; memory: MemoryImport };
 
-/** Compile the built module (once per process unless the file changes). */
-export async function loadLinuxModule(): Promise<{ module: WebAssembly.Module; memory: MemoryImport }> {
+let cached: (LoadedModule & { mtimeMs: number }) | null = null;
+
+/** The module file: the cached compilation if the file is unchanged, else its bytes checked. */
+function readModule(): { cached: LoadedModule } | { bytes: Uint8Array<ArrayBuffer>; memory: MemoryImport; mtimeMs: number } {
   let st: fs.Stats;
   try {
     st = fs.statSync(LINUX_WASM_PATH);
   } catch {
     throw new Error(`${LINUX_WASM_PATH} not found: run \`${BUILD_COMMAND}\``);
   }
-  if (cached && cached.mtimeMs === st.mtimeMs) return cached;
-  const bytes = fs.readFileSync(LINUX_WASM_PATH);
+  if (cached && cached.mtimeMs === st.mtimeMs) return { cached };
+  const bytes = new Uint8Array(fs.readFileSync(LINUX_WASM_PATH));
   const memory = memoryImport(bytes);
   if (!memory.shared || memory.maximum !== memory.initial) {
     throw new Error(`${LINUX_WASM_PATH}: expected a shared memory import with initial = maximum, got ${JSON.stringify(memory)}`);
   }
-  const module = await WebAssembly.compile(bytes);
-  cached = { module, memory, mtimeMs: st.mtimeMs };
+  return { bytes, memory, mtimeMs: st.mtimeMs };
+}
+
+/** Compile the built module (once per process unless the file changes). */
+export async function loadLinuxModule(): Promise<LoadedModule> {
+  const r = readModule();
+  if ('cached' in r) return r.cached;
+  cached = { module: await WebAssembly.compile(r.bytes), memory: r.memory, mtimeMs: r.mtimeMs };
+  return cached;
+}
+
+/**
+ * The same, synchronously (new WebAssembly.Module): for a kernel booted in
+ * the middle of a synchronous transition (the hibernation boot kernel).
+ */
+export function loadLinuxModuleSync(): LoadedModule {
+  const r = readModule();
+  if ('cached' in r) return r.cached;
+  cached = { module: new WebAssembly.Module(r.bytes), memory: r.memory, mtimeMs: r.mtimeMs };
   return cached;
 }
 

