@@ -73,8 +73,9 @@ export function kernelGlobals(): readonly object[] {
 }
 
 export class Kernel {
-  readonly messages: KernelMessage[] = [];
-  readonly warnings: KernelWarning[] = [];
+  /** The console: what the kernel printed outlives a hibernation image's restore, as a serial log does. */
+  readonly messages: KernelMessage[] = keepOutOfImage([]);
+  readonly warnings: KernelWarning[] = keepOutOfImage([]);
   /** Depth of noirq phases in progress (set by the PM core). */
   noirqDepth = 0;
   /** CONFIG_VIRTIO_HARDEN_NOTIFICATION */

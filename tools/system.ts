@@ -35,6 +35,8 @@ export interface HibernateSystemOptions extends SleepOptions {
    * have platform hibernation ops (ACPI S4 style), so the poweroff phases run.
    */
   mode?: HibernationMode;
+  /** Failures for the boot kernel's PM core (its quiesce phases), this hibernation only. */
+  bootInjections?: readonly PmInjection[];
 }
 
 /** One kernel's view of the machine: its virtio bus, devices and PM list. */
@@ -248,6 +250,7 @@ export class VirtioSystem {
           const kernel = new KernelInstance(bus, this.drivers, this.machine.config.slots, 'boot');
           // Observers of the system's PM (tests, the trace) see the boot kernel's callbacks too.
           kernel.dpm.hooks.push(...this.kernel.dpm.hooks);
+          for (const i of opts.bootInjections ?? []) kernel.dpm.inject(i);
           boot = { kernel, bus };
           return kernel.dpm;
         },
@@ -266,7 +269,8 @@ export class VirtioSystem {
     );
     const b = boot as { kernel: KernelInstance; bus: KernelBus } | null;
     if (t.failedStep === 'quiesce' && b) {
-      // The boot kernel carries on as the system's kernel.
+      // The boot kernel carries on as the system's kernel; the injections were for this hibernation only.
+      b.kernel.dpm.injections.length = 0;
       this.kernel = b.kernel;
       this.kernelBus = b.bus;
     }

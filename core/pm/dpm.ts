@@ -148,7 +148,7 @@ export class DpmCore<D = unknown> {
     }
     this.record.push(r);
     for (const h of this.hooks) h({ ...at, when: 'after', result: r.result });
-    if (r.result) this.k.log('err', null, `PM: ${pd.name}: ${phase} failed: ${errnoName(r.result)}`);
+    if (r.result) this.k.log('err', { name: pd.name, warnings: [], messages: [] }, pmDevErr(phase, r.result));
     return r.result;
   }
 
@@ -311,4 +311,15 @@ export class DpmCore<D = unknown> {
     this.dpmResume(state);
     this.dpmComplete(state);
   }
+}
+
+/**
+ * pm_dev_err(): "PM: failed to <verb><info>: error <n>", the verb from the
+ * PM event (pm_verb) and the info from the phase (" late", " early",
+ * " noirq"), as drivers/base/power/main.c prints it for the device.
+ */
+export function pmDevErr(phase: PmCallbackName, error: number): string {
+  const [cb, part] = phase.split('_') as [string, string | undefined];
+  const verb = cb === 'poweroff' ? 'hibernate' : cb;
+  return `PM: failed to ${verb}${part ? ` ${part}` : ''}: error ${error}`;
 }

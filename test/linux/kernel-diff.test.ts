@@ -9,7 +9,7 @@ import { REG } from '../../core/uapi/mmio.js';
 import type { Access } from '../../tools/kernel-diff/access-log.js';
 import { firstDifference, resultDifferences } from '../../tools/kernel-diff/compare.js';
 import { diffScenario } from '../../tools/kernel-diff/diff.js';
-import { probeScenarios } from '../../tools/kernel-diff/scenarios.js';
+import { pmScenarios, probeScenarios } from '../../tools/kernel-diff/scenarios.js';
 import { built } from './helpers.js';
 
 const CLI = fileURLToPath(new URL('../../tools/cli.js', import.meta.url));
@@ -45,8 +45,32 @@ describe('the comparison', () => {
 describe.skipIf(!built)('the model against Linux 6.12', () => {
   it.each(probeScenarios(null, ['mmio', 'mmio-legacy']).map((s) => [s.name, s] as const))('%s: the same register trace and results', async (_name, s) => {
     const r = await diffScenario(s);
-    expect(r).toEqual({ name: s.name, same: true, accesses: r.accesses });
+    const { log, ...rest } = r;
+    expect(rest).toEqual({ name: s.name, same: true, accesses: r.accesses });
     expect(r.accesses).toBeGreaterThan(20);
+    // Only a refused FEATURES_OK is logged, by both kernels alike.
+    // (legacy devices have no FEATURES_OK to refuse)
+    if (s.name === 'refused-features.rng.mmio') expect(log).toEqual(['virtio0: virtio: device refuses features: 3']);
+    else expect(log).toBeUndefined();
+  });
+
+  it('has at least 40 system-sleep scenarios over both transports', () => {
+    const pm = pmScenarios(['mmio', 'mmio-legacy']);
+    expect(pm.length).toBeGreaterThanOrEqual(40);
+    expect(new Set(pm.map((s) => s.name)).size).toBe(pm.length);
+  });
+
+  it.each(pmScenarios(['mmio', 'mmio-legacy']).map((s) => [s.name, s] as const))('%s: the same PM records, noirq states and register trace', async (_name, s) => {
+    const r = await diffScenario(s);
+    const { log: _log, ...rest } = r;
+    expect(rest).toEqual({ name: s.name, same: true, accesses: r.accesses });
+  });
+
+  it('the refusals are logged the same by both kernels, with Linux dpm wording', async () => {
+    const s = pmScenarios(['mmio']).find((x) => x.name === 'refusal.mis-paired.mmio')!;
+    const r = await diffScenario(s);
+    expect(r.same).toBe(true);
+    expect(r.log).toContain('virtio0: PM: failed to suspend: error -22');
   });
 
   it('a scenario whose kernels really differ is reported with the first difference', async () => {

@@ -4,7 +4,7 @@
 import { INSTALL_HINT } from '../../linux/build/config.js';
 import { BUILD_COMMAND, linuxBuilt } from '../../linux/host/index.js';
 import { diffScenario, type ScenarioOutcome } from '../kernel-diff/diff.js';
-import { DIFF_TRANSPORTS, probeScenarios, type DiffTransport } from '../kernel-diff/scenarios.js';
+import { DIFF_TRANSPORTS, pmScenarios, probeScenarios, type DiffTransport } from '../kernel-diff/scenarios.js';
 import { UsageError, boolOpt, stringOpt, stringsOpt, type CliCommand } from './args.js';
 import { parseDeviceArg } from './qtest.js';
 
@@ -22,7 +22,12 @@ function formatText(outcomes: readonly ScenarioOutcome[]): string {
       lines.push(`      model: ${d.model ?? '(trace ends)'}`);
       lines.push(`      linux: ${d.linux ?? '(trace ends)'}`);
     }
+    if (o.pmDifference) {
+      const p = o.pmDifference;
+      lines.push(`    PM step ${p.step} ${p.field}: model ${p.model}, linux ${p.linux}`);
+    }
     for (const r of o.resultDifferences ?? []) lines.push(`    slot ${r.slot} ${r.field}: model ${r.model}, linux ${r.linux}`);
+    if (o.logDifference) lines.push(`    log: model [${o.logDifference.model.join('; ')}], linux [${o.logDifference.linux.join('; ')}]`);
     for (const e of o.errors ?? []) lines.push(`    ${e}`);
   }
   const same = outcomes.filter((o) => o.same).length;
@@ -34,10 +39,11 @@ function formatText(outcomes: readonly ScenarioOutcome[]): string {
 export const command: CliCommand = {
   name: 'kernel-diff',
   summary: 'run the same scenarios under the model and under Linux 6.12 (WebAssembly) and compare them access by access',
-  usage: '[--device SPEC]... [--transport mmio|mmio-legacy] [--json]',
+  usage: '[--device SPEC]... [--transport mmio|mmio-legacy] [--only probe|pm] [--json]',
   help: [
     '--device SPEC     compare the probe of these devices (TYPE[,slot=N][,k=v]; repeatable) instead of the built-in rng scenarios',
     '--transport T     mmio or mmio-legacy only (default: both)',
+    '--only KIND       probe (probe, I/O, remove, refused features) or pm (system sleep) scenarios only',
     '--json            print {"scenarios": [{"name", "same", "accesses", "firstDifference"?, "explained"?}]}',
     `Needs the Linux build: ${BUILD_COMMAND} (${INSTALL_HINT}).`,
     'Exit 0 when every scenario is the same or differs for a reason the README lists, 1 otherwise.',
@@ -45,6 +51,7 @@ export const command: CliCommand = {
   options: {
     device: { type: 'string', multiple: true },
     transport: { type: 'string' },
+    only: { type: 'string' },
     json: { type: 'boolean' },
   },
   async run(values) {
@@ -60,7 +67,12 @@ export const command: CliCommand = {
     }
     if (!linuxBuilt()) throw new UsageError(`the Linux kernel is not built: run \`${BUILD_COMMAND}\` (needs ${INSTALL_HINT})`);
     const transports: readonly DiffTransport[] = t ? [t as DiffTransport] : DIFF_TRANSPORTS;
-    const scenarios = probeScenarios(devices.length ? devices : null, transports);
+    const only = stringOpt(values, 'only');
+    if (only !== undefined && only !== 'probe' && only !== 'pm') throw new UsageError(`--only: expected probe or pm, got '${only}'`);
+    const scenarios = [
+      ...(only === 'pm' ? [] : probeScenarios(devices.length ? devices : null, transports)),
+      ...(only === 'probe' || devices.length ? [] : pmScenarios(transports)),
+    ];
     const json = boolOpt(values, 'json');
     const outcomes: ScenarioOutcome[] = [];
     for (const s of scenarios) {

@@ -1,17 +1,56 @@
 // What kernel-diff runs under both kernels: each scenario is a machine
 // (devices in slots), device-side setup before boot, and steps after the
 // probe. The same scenario runs on a fresh machine per kernel.
+import type { PmInjection } from '../../core/pm/dpm.js';
+import type { PmCallbackName } from '../../core/pm/pm.js';
+import type { HibernationMode } from '../../core/pm/system.js';
+import { EBUSY, EIO } from '../../core/uapi/errno.js';
+import { VIRTIO_ID_RNG } from '../../core/uapi/ids.js';
 import type { TransportKind } from '../../emulator/board-contract.js';
 import type { Machine, MachineDevice } from '../../emulator/machine.js';
+import type { PowerModel } from '../system.js';
 
-export type DiffStep = { do: 'rng-read'; slot: number; bytes: number } | { do: 'remove'; slot: number } | { do: 'probe'; slot: number };
+export interface PmStep {
+  do: 'pm';
+  kind: 'suspend' | 'hibernate';
+  power: PowerModel;
+  mode?: HibernationMode;
+  /** Callbacks made to fail (DpmCore.inject), this step only. */
+  fail?: PmInjection[];
+  /** Hibernation: callbacks of the boot kernel made to fail (its quiesce). */
+  bootFail?: PmInjection[];
+}
+
+export type DiffStep = { do: 'rng-read'; slot: number; bytes: number } | { do: 'remove'; slot: number } | { do: 'probe'; slot: number } | PmStep;
+
+/**
+ * A driver both kernels have: Linux's own (virtio_rng) or the project's C
+ * driver and its model twin (the clock with and without the noirq pair, the
+ * clock consumer, the PM test driver).
+ */
+export type DiffDriver =
+  | 'virtio_rng'
+  | 'virtio_rtc_noirq'
+  | 'virtio_rtc'
+  | { driver: 'clock_consumer'; deviceId: number; clock: string }
+  | { driver: 'test_driver'; deviceId: number; queues: number; callbacks: readonly ('freeze' | 'restore' | 'freeze_noirq' | 'restore_noirq')[] };
+
+/** A transport op taken away from a bound device before the steps (the PM core's refusals). */
+export interface DiffTweak {
+  slot: number;
+  resetVqs?: false;
+  noirqSafe?: false;
+}
 
 export interface DiffScenario {
   name: string;
   devices: MachineDevice[];
   /** Windows on the board (both kernels scan all of them). */
   slots: number;
+  /** Drivers in match order (default: virtio_rng only). */
+  drivers?: readonly DiffDriver[];
   beforeBoot?: (machine: Machine) => void;
+  tweak?: DiffTweak;
   steps: DiffStep[];
 }
 
@@ -73,6 +112,111 @@ export function probeScenarios(devices: MachineDevice[] | null, transports: read
         { do: 'rng-read', slot: 0, bytes: 64 },
       ],
     });
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------
+// System sleep: the rng and the clock (with or without the noirq pair) under
+// both kernels' PM callbacks, driven by the same PM core.
+
+const PM_SLOTS = 2;
+const rngAndClock = (t: DiffTransport): MachineDevice[] => [
+  { type: 'rng', transport: t },
+  { type: 'rtc', transport: t },
+];
+const CLOCK: Record<'noirq' | 'classic', readonly DiffDriver[]> = {
+  noirq: ['virtio_rng', 'virtio_rtc_noirq'],
+  classic: ['virtio_rng', 'virtio_rtc'],
+};
+/** Slot 0 is the clock consumer (bound to the rng device), reading "rtc1.0" from its restore(). */
+const CONSUMER: Record<'noirq' | 'classic', readonly DiffDriver[]> = {
+  noirq: [{ driver: 'clock_consumer', deviceId: VIRTIO_ID_RNG, clock: 'rtc1.0' }, 'virtio_rtc_noirq'],
+  classic: [{ driver: 'clock_consumer', deviceId: VIRTIO_ID_RNG, clock: 'rtc1.0' }, 'virtio_rtc'],
+};
+
+const fail = (phase: PmCallbackName, device: number, errno = EIO): PmInjection => ({ phase, device, errno });
+
+/** The PM scenarios: suspend and hibernation × power model × a failure at each phase × the clock with and without the noirq pair, and the refusals. */
+export function pmScenarios(transports: readonly DiffTransport[]): DiffScenario[] {
+  const out: DiffScenario[] = [];
+  for (const t of transports) {
+    const pm = (name: string, clock: 'noirq' | 'classic', steps: PmStep[], extra: Partial<DiffScenario> = {}): void => {
+      out.push({ name: `${name}.${t}`, devices: rngAndClock(t), slots: PM_SLOTS, drivers: CLOCK[clock], steps, ...extra });
+    };
+    for (const clock of ['noirq', 'classic'] as const) {
+      for (const power of ['retain', 'reset', 'fresh'] as const) {
+        pm(`suspend.${power}.${clock}`, clock, [{ do: 'pm', kind: 'suspend', power }]);
+        pm(`hibernate.${power}.${clock}`, clock, [{ do: 'pm', kind: 'hibernate', power }]);
+      }
+      pm(`hibernate.platform.${clock}`, clock, [{ do: 'pm', kind: 'hibernate', power: 'fresh', mode: 'platform' }]);
+    }
+    pm('suspend.cycles3.noirq', 'noirq', [1, 2, 3].map(() => ({ do: 'pm' as const, kind: 'suspend' as const, power: 'reset' as const })));
+    // A failure at each phase virtio-mmio has a callback for.
+    for (const [phase, device] of [
+      ['suspend', 0],
+      ['suspend', 1],
+      ['suspend_noirq', 1],
+      ['resume_noirq', 1],
+      ['resume', 0],
+      ['resume', 1],
+    ] as const) {
+      pm(`suspend.fail-${phase}@${device}.noirq`, 'noirq', [{ do: 'pm', kind: 'suspend', power: 'reset', fail: [fail(phase, device)] }]);
+    }
+    pm('suspend.fail-suspend_noirq@1.classic', 'classic', [{ do: 'pm', kind: 'suspend', power: 'reset', fail: [fail('suspend_noirq', 1)] }]);
+    for (const [phase, device] of [
+      ['freeze', 1],
+      ['freeze_noirq', 1],
+      ['freeze_noirq', 0],
+      ['thaw_noirq', 1],
+      ['thaw', 1],
+      ['restore_noirq', 1],
+      ['restore', 0],
+    ] as const) {
+      pm(`hibernate.fail-${phase}@${device}.noirq`, 'noirq', [{ do: 'pm', kind: 'hibernate', power: 'fresh', fail: [fail(phase, device)] }]);
+    }
+    pm('hibernate.fail-freeze@1.classic', 'classic', [{ do: 'pm', kind: 'hibernate', power: 'fresh', fail: [fail('freeze', 1)] }]);
+    // power_down(): only a wakeup event (-EBUSY/-EAGAIN) rolls back; any other error powers off anyway.
+    for (const [phase, errno] of [
+      ['poweroff', EIO],
+      ['poweroff', EBUSY],
+      ['poweroff_noirq', EIO],
+      ['poweroff_noirq', EBUSY],
+    ] as const) {
+      pm(`hibernate.platform.fail-${phase}-${errno === EIO ? 'EIO' : 'EBUSY'}.noirq`, 'noirq', [
+        { do: 'pm', kind: 'hibernate', power: 'fresh', mode: 'platform', fail: [fail(phase, 1, errno)] },
+      ]);
+    }
+    for (const phase of ['freeze', 'freeze_noirq'] as const) {
+      pm(`hibernate.quiesce-fail-${phase}.noirq`, 'noirq', [{ do: 'pm', kind: 'hibernate', power: 'fresh', bootFail: [fail(phase, 1)] }]);
+    }
+    // The motivating case: a driver whose restore() reads the clock.
+    for (const clock of ['noirq', 'classic'] as const) {
+      out.push({ name: `consumer.suspend.${clock}.${t}`, devices: rngAndClock(t), slots: PM_SLOTS, drivers: CONSUMER[clock], steps: [{ do: 'pm', kind: 'suspend', power: 'reset' }] });
+    }
+    // The refusals of the patch.
+    const testDevice: MachineDevice[] = [{ type: 'rng', transport: t }];
+    const test = (callbacks: readonly ('freeze' | 'restore' | 'freeze_noirq' | 'restore_noirq')[]): DiffDriver[] => [
+      { driver: 'test_driver', deviceId: VIRTIO_ID_RNG, queues: 1, callbacks },
+    ];
+    out.push({ name: `refusal.mis-paired.${t}`, devices: testDevice, slots: PM_SLOTS, drivers: test(['freeze', 'restore', 'freeze_noirq']), steps: [{ do: 'pm', kind: 'suspend', power: 'retain' }] });
+    out.push({
+      name: `refusal.no-reset-vqs.${t}`,
+      devices: testDevice,
+      slots: PM_SLOTS,
+      drivers: test(['freeze', 'restore', 'freeze_noirq', 'restore_noirq']),
+      tweak: { slot: 0, resetVqs: false },
+      steps: [{ do: 'pm', kind: 'suspend', power: 'retain' }],
+    });
+    out.push({
+      name: `refusal.not-noirq-safe.${t}`,
+      devices: testDevice,
+      slots: PM_SLOTS,
+      drivers: test(['freeze', 'restore', 'freeze_noirq', 'restore_noirq']),
+      tweak: { slot: 0, noirqSafe: false },
+      steps: [{ do: 'pm', kind: 'suspend', power: 'retain' }],
+    });
+    out.push({ name: `noirq-pair.suspend.${t}`, devices: testDevice, slots: PM_SLOTS, drivers: test(['freeze', 'restore', 'freeze_noirq', 'restore_noirq']), steps: [{ do: 'pm', kind: 'suspend', power: 'reset' }] });
   }
   return out;
 }
