@@ -13,6 +13,14 @@ import { Machine, type MachineOptions } from '../emulator/machine.js';
 
 export type PowerModel = 'retain' | 'reset' | 'fresh';
 
+export const POWER_MODELS: readonly PowerModel[] = ['retain', 'reset', 'fresh'];
+
+/** Refused before the transition starts: a bad model found at enterSleep would leave devices suspended. */
+function checkPower(p: PowerModel): PowerModel {
+  if (!POWER_MODELS.includes(p)) throw new RangeError(`power must be ${POWER_MODELS.join(', ')}, got ${typeof p === 'string' ? `'${String(p).slice(0, 40)}'` : String(p)}`);
+  return p;
+}
+
 export interface SystemOptions extends MachineOptions {
   /** Drivers in match order (default: every driver in core/drivers). */
   drivers?: VirtioDriver[];
@@ -157,7 +165,7 @@ export class VirtioSystem {
 
   /** Suspend to RAM and resume. */
   suspend(opts: SleepOptions = {}): PmTransition {
-    const power = opts.power ?? 'retain';
+    const power = checkPower(opts.power ?? 'retain');
     return pmSuspend(this.kernel.dpm, { enterSleep: () => this.power(power) });
   }
 
@@ -166,7 +174,7 @@ export class VirtioSystem {
    * the devices afresh and quiesces them, then the jump into the image.
    */
   hibernate(opts: SleepOptions = {}): PmTransition {
-    const power = opts.power ?? 'fresh';
+    const power = checkPower(opts.power ?? 'fresh');
     const mem = this.machine.mem;
     let bootBus: BootKernelBus | null = null;
     const t = hibernate(
