@@ -3,7 +3,8 @@
 // Progress goes to stderr (not with --json); the exit status is 1 when
 // anything failed.
 import { FUZZ_TARGETS, runFuzz, type FuzzReport } from '../fuzz/campaign.js';
-import { UsageError, boolOpt, intOpt, stringsOpt, type CliCommand } from './args.js';
+import { FUZZ_LIMITS } from '../limits.js';
+import { UsageError, boolOpt, intOpt, shown, stringsOpt, type CliCommand } from './args.js';
 
 export function formatText(r: FuzzReport & { perProperty: Record<string, number> }, seconds: number, seed: number): string {
   const lines = [`fuzz: ${r.iterations} iterations in ${seconds} s (seed ${seed}), ${r.failures} failure${r.failures === 1 ? '' : 's'}`];
@@ -19,7 +20,7 @@ export const command: CliCommand = {
   summary: 'fuzz the device side with random register accesses, rings, status orders and channel programs',
   usage: '[--seconds N] [--seed S] [--property NAME]... [--json]',
   help: [
-    '--seconds N       how long to run (default 10); the batch under way finishes',
+    `--seconds N       how long to run, 1 to ${FUZZ_LIMITS.maxSeconds} (default 10); the batch under way finishes`,
     '--seed S          base seed (default: random); the same seed replays the same batches',
     `--property NAME   only this property (repeatable): ${FUZZ_TARGETS.map((t) => t.name).join(', ')}`,
     '--json            print {"iterations", "failures", "counterexamples"} and no progress',
@@ -31,11 +32,12 @@ export const command: CliCommand = {
     json: { type: 'boolean' },
   },
   async run(values) {
-    const seconds = intOpt(values, 'seconds', 1) ?? 10;
-    const seed = intOpt(values, 'seed', 0) ?? Math.floor(Math.random() * 0x7fff_ffff);
+    const seconds = intOpt(values, 'seconds', 1, FUZZ_LIMITS.maxSeconds) ?? 10;
+    const seed = intOpt(values, 'seed', 0, 0xffff_ffff) ?? Math.floor(Math.random() * 0x7fff_ffff);
     const only = stringsOpt(values, 'property');
+    if (only.length > FUZZ_LIMITS.maxProperties) throw new UsageError(`--property: given more than ${FUZZ_LIMITS.maxProperties} times`);
     for (const name of only) {
-      if (!FUZZ_TARGETS.some((t) => t.name === name)) throw new UsageError(`--property: unknown property '${name}' (known: ${FUZZ_TARGETS.map((t) => t.name).join(', ')})`);
+      if (!FUZZ_TARGETS.some((t) => t.name === name)) throw new UsageError(`--property: unknown property '${shown(name)}' (known: ${FUZZ_TARGETS.map((t) => t.name).join(', ')})`);
     }
     const json = boolOpt(values, 'json');
     let lastProgress = 0;

@@ -2,13 +2,15 @@
 // it takes against one system (probe, I/O, PM cycles) and the context they
 // share. `virtio-emu run` builds a plan from its options, a scenario file
 // from its steps; both execute it with executePlan().
-import { driverForDeviceId } from '../../core/drivers/index.js';
+import { driverForDeviceId, type ExerciseOptions } from '../../core/drivers/index.js';
 import type { PmCallRecord, PmInjection } from '../../core/pm/dpm.js';
 import type { PmTransition } from '../../core/pm/system.js';
 import { errnoName } from '../../core/uapi/errno.js';
 import { deviceName } from '../../core/uapi/ids.js';
 import type { VirtioBus, VirtioDevice } from '../../core/virtio.js';
 import type { TransportKind } from '../../emulator/board-contract.js';
+import { modelOptions } from '../../emulator/board.js';
+import { parseBlkOptions } from '../../emulator/devices/blk/options.js';
 import type { BusKind, Machine, MachineDevice } from '../../emulator/machine.js';
 import type { PowerModel, SystemOptions, VirtioSystem } from '../system.js';
 
@@ -99,14 +101,27 @@ export const probeStep: RunStep = {
   },
 };
 
+/**
+ * What the I/O check of the device in `slot` may do: a blk disk backed by
+ * the user's image file is only read, unless its scratch= option names
+ * sectors the check may overwrite; a RAM disk is written at its end and
+ * put back (or written in its scratch range).
+ */
+export function exerciseOptions(ctx: RunContext, slot: number, bytes: number): ExerciseOptions {
+  const spec = ctx.machine.config.devices[slot];
+  if (spec?.type !== 'blk') return { bytes };
+  const o = parseBlkOptions(modelOptions(spec));
+  return { bytes, blkWrites: o.scratch ?? (o.file !== undefined ? null : 'end') };
+}
+
 /** Run each bound device's default I/O; returns the problems found. */
 export function exerciseAll(ctx: RunContext): string[] {
   const failures: string[] = [];
-  for (const { vdev } of ctx.devices) {
+  for (const { vdev, slot } of ctx.devices) {
     if (!vdev.driver) continue;
     const entry = driverForDeviceId(vdev.id.device);
     if (!entry) continue;
-    failures.push(...entry.exercise(vdev, { bytes: ctx.settings.ioBytes }).failures);
+    failures.push(...entry.exercise(vdev, exerciseOptions(ctx, slot, ctx.settings.ioBytes)).failures);
   }
   return failures;
 }

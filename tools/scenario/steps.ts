@@ -11,7 +11,7 @@ import { SECTOR_SIZE } from '../../core/uapi/blk.js';
 import { errnoName } from '../../core/uapi/errno.js';
 import { statusString } from '../../core/uapi/status.js';
 import { VIRTIO_NOIRQ_ENTERED, VIRTIO_NOIRQ_NONE, VIRTIO_NOIRQ_RESTORED, type VirtioDevice } from '../../core/virtio.js';
-import { exerciseAll, phaseRecord, type PmCycleReport, type RunContext } from '../run/plan.js';
+import { exerciseAll, exerciseOptions, phaseRecord, type PmCycleReport, type RunContext } from '../run/plan.js';
 import { BlkShadow, blkData, describeData, firstDifference } from './blk-data.js';
 import type { DeviceRef, NoirqStateName, PmExpect, Step } from './schema.js';
 
@@ -137,7 +137,7 @@ function exercise(ctx: RunContext, step: Extract<Step, { do: 'exercise' }>): str
     const vdev = vdevOf(ctx, step.device);
     const entry = driverForDeviceId(vdev.id.device);
     if (!entry) throw new StepFailure(`no driver entry for ${step.device.type}`);
-    const r = entry.exercise(vdev, { bytes: step.bytes });
+    const r = entry.exercise(vdev, exerciseOptions(ctx, step.device.slot, step.bytes));
     if (r.failures.length) throw new StepFailure(r.failures.join('; '));
     return `I/O check passed (${r.requests} requests, ${r.bytes} bytes so far)`;
   }
