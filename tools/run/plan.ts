@@ -12,6 +12,7 @@ import type { TransportKind } from '../../emulator/board-contract.js';
 import { modelOptions } from '../../emulator/board.js';
 import { parseBlkOptions } from '../../emulator/devices/blk/options.js';
 import type { BusKind, Machine, MachineDevice } from '../../emulator/machine.js';
+import { RUN_LIMITS } from '../limits.js';
 import type { PowerModel, SystemOptions, VirtioSystem } from '../system.js';
 
 export interface RunSettings {
@@ -61,6 +62,22 @@ export interface PmCycleReport {
   devicesOk: boolean;
 }
 
+/**
+ * Every PM cycle of a run, counted. The report lists the first
+ * RUN_LIMITS.reportCycles cycles in full and, after those, only cycles that
+ * failed (up to as many again), so its size does not grow with --cycles.
+ */
+export interface PmSummary {
+  /** Cycles run. */
+  cycles: number;
+  /** Cycles listed in the report's pm[]. */
+  listed: number;
+  /** Cycles per result ("0", "-EBUSY", ...). */
+  results: Record<string, number>;
+  /** Cycles after which some device did not do its I/O. */
+  devicesNotOk: number;
+}
+
 export interface RunContext {
   readonly settings: RunSettings;
   readonly sys: VirtioSystem;
@@ -68,9 +85,43 @@ export interface RunContext {
   /** The modelled kernel's virtio bus, with every driver registered. */
   readonly virtioBus: VirtioBus;
   devices: RunDevice[];
+  /** The cycles listed in the report (see PmSummary). */
   readonly pm: PmCycleReport[];
-  /** One line per problem; any entry makes the run fail. */
+  readonly pmSummary: PmSummary;
+  /** The last cycle run, listed or not. */
+  lastPm: PmCycleReport | null;
+  /** One line per problem; any entry makes the run fail. Cycles add theirs through cycleErrors(). */
   readonly errors: string[];
+  /** Problems of PM cycles not kept in `errors` (past RUN_LIMITS.reportWarnings). */
+  errorsDropped: number;
+}
+
+export function newPmSummary(): PmSummary {
+  return { cycles: 0, listed: 0, results: {}, devicesNotOk: 0 };
+}
+
+/** Count a finished cycle, list it if the report has room for it, and let the PM core forget its records. */
+export function recordPmCycle(ctx: RunContext, c: PmCycleReport): void {
+  const s = ctx.pmSummary;
+  s.cycles++;
+  s.results[c.result] = (s.results[c.result] ?? 0) + 1;
+  if (!c.devicesOk) s.devicesNotOk++;
+  const failed = c.result !== '0' || !c.devicesOk;
+  if (s.cycles <= RUN_LIMITS.reportCycles || (failed && s.listed < 2 * RUN_LIMITS.reportCycles)) {
+    ctx.pm.push(c);
+    s.listed++;
+  }
+  ctx.lastPm = c;
+  // The transition's records are in c.phases: the PM core need not keep them.
+  ctx.sys.dpm.trimRecord();
+}
+
+/** Problems a cycle found: kept in ctx.errors up to RUN_LIMITS.reportWarnings, counted after. */
+export function cycleErrors(ctx: RunContext, lines: readonly string[]): void {
+  for (const l of lines) {
+    if (ctx.errors.length < RUN_LIMITS.reportWarnings) ctx.errors.push(l);
+    else ctx.errorsDropped++;
+  }
 }
 
 export interface RunStep {
@@ -144,11 +195,13 @@ export function pmStep(kind: 'suspend' | 'hibernate', cycles: number, power: Pow
     name: `pm ${kind}`,
     run(ctx) {
       for (const f of fails) ctx.sys.injectPmFailure(f);
+      const fired = new Set<PmInjection>();
       for (let cycle = 1; cycle <= cycles; cycle++) {
         const t: PmTransition = kind === 'suspend' ? ctx.sys.suspend({ power }) : ctx.sys.hibernate({ power });
         const failures = exerciseAll(ctx);
-        ctx.errors.push(...failures.map((f) => `${kind} cycle ${cycle}: ${f}`));
-        ctx.pm.push({
+        cycleErrors(ctx, failures.map((f) => `${kind} cycle ${cycle}: ${f}`));
+        for (const f of fails) if (t.records.some((p) => p.phase === f.phase && p.slot === f.device)) fired.add(f);
+        recordPmCycle(ctx, {
           kind,
           cycle,
           result: errnoName(t.result),
@@ -160,8 +213,7 @@ export function pmStep(kind: 'suspend' | 'hibernate', cycles: number, power: Pow
         ctx.settings.onCycle?.(cycle, cycles);
       }
       for (const f of fails) {
-        const fired = ctx.pm.some((c) => c.phases.some((p) => p.phase === f.phase && p.slot === f.device));
-        if (!fired) ctx.errors.push(`--fail ${f.phase}:${f.device}: no such callback ran in a ${kind} cycle`);
+        if (!fired.has(f)) ctx.errors.push(`--fail ${f.phase}:${f.device}: no such callback ran in a ${kind} cycle`);
       }
     },
   };
