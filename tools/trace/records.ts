@@ -15,8 +15,12 @@ export const TRACE_MAGIC = Uint8Array.from([0x56, 0x45, 0x4d, 0x55, 0x54, 0x52, 
 export const TRACE_VERSION = 1;
 /** Bytes of a frame's length prefix. */
 export const FRAME_HEADER = 4;
-/** No honest frame comes near this; a larger length means a corrupt file. */
-export const FRAME_MAX = 256 * 1024 * 1024;
+/**
+ * The largest frame a reader takes, and so the most one frame costs it. The
+ * writer splits a batch that would encode larger; a default frame (2048
+ * records) is well under 1 MiB.
+ */
+export const FRAME_MAX = 4 * 1024 * 1024;
 
 export interface TraceDevice {
   slot: number;

@@ -71,22 +71,48 @@ function regMatches(want: string, reg: string): boolean {
   return r === w || (w === 'config' && r.startsWith('config+'));
 }
 
-/** The events that pass every filter given (AND), in order. */
-export function filterEvents(events: readonly TraceEvent[], f: ShowFilter): TraceEvent[] {
-  const out: TraceEvent[] = [];
-  // Callbacks running now (the DPM core runs one at a time; a stack tolerates nesting).
-  const running: string[] = [];
-  for (const e of events) {
-    if (e.type === 'pm' && e.when === 'before') running.push(e.phase);
+/**
+ * PM callbacks open at once that a reader tracks (per track, for the Chrome
+ * export). Honest traces nest two deep at most; when a crafted one opens
+ * more, the oldest is taken as never ended. Pairing an end with its begin
+ * looks at no more than these, so reading stays linear in the trace.
+ */
+export const MAX_OPEN_CALLBACKS = 64;
+
+/**
+ * The filters of `trace show`, applied to one event at a time as the trace
+ * streams by (AND of every filter given). Keeps only the callbacks running
+ * now, at most MAX_OPEN_CALLBACKS of them.
+ */
+export class EventFilter {
+  /** Callbacks running now (the DPM core runs one at a time; a stack tolerates nesting). */
+  private readonly running: string[] = [];
+
+  constructor(private readonly f: ShowFilter) {}
+
+  accept(e: TraceEvent): boolean {
+    const f = this.f;
+    const running = this.running;
+    if (e.type === 'pm' && e.when === 'before') {
+      if (running.length >= MAX_OPEN_CALLBACKS) running.shift();
+      running.push(e.phase);
+    }
     const phase = e.type === 'pm' ? e.phase : running[running.length - 1];
     if (e.type === 'pm' && e.when === 'after' && !e.injected) {
       const i = running.lastIndexOf(e.phase);
       if (i >= 0) running.splice(i, 1);
     }
-    if (f.slot !== undefined && e.slot !== f.slot) continue;
-    if (f.reg !== undefined && !(e.type === 'access' && regMatches(f.reg, e.reg))) continue;
-    if (f.phase !== undefined && phase !== f.phase) continue;
-    out.push(e);
+    if (f.slot !== undefined && e.slot !== f.slot) return false;
+    if (f.reg !== undefined && !(e.type === 'access' && regMatches(f.reg, e.reg))) return false;
+    if (f.phase !== undefined && phase !== f.phase) return false;
+    return true;
   }
+}
+
+/** The events that pass every filter given (AND), in order. */
+export function filterEvents(events: Iterable<TraceEvent>, f: ShowFilter): TraceEvent[] {
+  const filter = new EventFilter(f);
+  const out: TraceEvent[] = [];
+  for (const e of events) if (filter.accept(e)) out.push(e);
   return out;
 }
