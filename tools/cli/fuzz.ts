@@ -17,7 +17,7 @@ export function formatText(r: FuzzReport & { perProperty: Record<string, number>
 
 export const command: CliCommand = {
   name: 'fuzz',
-  summary: 'fuzz the device side with random register accesses, rings, status orders and channel programs',
+  summary: 'fuzz the device side (registers, rings, status orders, channel programs) and the host side (qtest lines, trace files)',
   usage: '[--seconds N] [--seed S] [--property NAME]... [--json]',
   help: [
     `--seconds N       how long to run, 1 to ${FUZZ_LIMITS.maxSeconds} (default 10); the batch under way finishes`,

@@ -12,8 +12,8 @@ import {
   FRAME_MAX,
   TRACE_MAGIC,
   accessFromTuple,
-  eventProblem,
-  headerProblem,
+  eventFromRecord,
+  headerFromRecord,
   type EndRecord,
   type HeaderRecord,
   type TraceEvent,
@@ -155,7 +155,9 @@ export class TraceStream {
         if (r === undefined) break;
         if (this.end) throw this.fail(`records after the end record (frame at byte ${this.framePos})`);
         if ((r as { type?: unknown } | null)?.type === 'end') {
-          this.end = r as EndRecord;
+          const end = r as { t?: unknown; records?: unknown };
+          if (typeof end.t !== 'number' || !Number.isFinite(end.t)) throw this.fail(`end record without a time (frame at byte ${this.framePos})`);
+          this.end = { type: 'end', t: end.t, records: typeof end.records === 'number' ? end.records : 0 };
           continue;
         }
         const where = `record ${this.count + 1} (frame at byte ${this.framePos})`;
@@ -166,10 +168,10 @@ export class TraceStream {
           yield a;
           continue;
         }
-        const p = eventProblem(r);
-        if (p) throw this.fail(`${where}: ${p}`);
+        const e = eventFromRecord(r);
+        if (typeof e === 'string') throw this.fail(`${where}: ${e}`);
         this.count++;
-        yield r as TraceEvent;
+        yield e;
       }
       if (!this.end && !this.opts.partial) {
         throw this.fail(`truncated: no end record after ${this.count} events (recording interrupted? --partial reads it anyway)`);
@@ -191,9 +193,9 @@ export class TraceStream {
     this.pos = TRACE_MAGIC.length;
     const r = this.nextRecord();
     if (r === undefined) throw this.fail('no trace header (empty recording)');
-    const p = headerProblem(r);
-    if (p) throw this.fail(p);
-    this.header = r as HeaderRecord;
+    const h = headerFromRecord(r);
+    if (typeof h === 'string') throw this.fail(h);
+    this.header = h;
   }
 
   /** The next record of the file, or undefined at its end (or at a cut tail, for partial reads). */

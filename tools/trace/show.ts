@@ -26,7 +26,13 @@ export function formatTime(ns: number): string {
   return (ns / 1e9).toFixed(6);
 }
 
+/** One line per event, whatever strings a crafted trace holds: control characters print as '?'. */
 export function formatEvent(e: TraceEvent): string {
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what is replaced
+  return eventLine(e).replace(/[\x00-\x1f\x7f]/g, '?');
+}
+
+function eventLine(e: TraceEvent): string {
   const t = formatTime(e.t);
   switch (e.type) {
     case 'access': {
@@ -62,7 +68,8 @@ export function formatEvent(e: TraceEvent): string {
 /** "# virtio-emu trace v1 started ...; slot 0: rng (mmio), ..." */
 export function formatHeader(h: HeaderRecord): string {
   const devs = h.machine.devices.map((d) => `slot ${d.slot}: ${d.type} (${d.transport})`).join(', ');
-  return `# virtio-emu trace v${h.version}, started ${h.start}, ${h.machine.bus} bus; ${devs || 'no devices'}`;
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what is replaced
+  return `# virtio-emu trace v${h.version}, started ${h.start}, ${h.machine.bus} bus; ${devs || 'no devices'}`.replace(/[\x00-\x1f\x7f]/g, '?');
 }
 
 function regMatches(want: string, reg: string): boolean {
