@@ -19,7 +19,7 @@ const pattern = (len: number, seed: number): Uint8Array => Uint8Array.from({ len
 const cases: ['suspend' | 'hibernate', PowerModel, boolean][] = [];
 for (const kind of ['suspend', 'hibernate'] as const) for (const power of ['retain', 'reset', 'fresh'] as const) for (const kicked of [true, false]) cases.push([kind, power, kicked]);
 
-describe('virtio_blk freeze: no write lost across sleep', () => {
+describe('HI-24: virtio_blk freeze: no write lost across sleep', () => {
   it.each(cases)('%s, power %s, requests kicked: %s — every write completes with 0 and reads back after', async (kind, power, kicked) => {
     const sys = await VirtioSystem.create({ devices: [{ type: 'blk', options: { size: '2M' } }], drivers: [virtioBlkDriver] });
     systems.push(sys);

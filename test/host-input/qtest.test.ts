@@ -226,7 +226,7 @@ describe('qtest over a unix socket, hostile clients', () => {
     c.sock.destroy();
   });
 
-  it('sessions share the machine: one client sees what another wrote; a client over the limit gets one FAIL line', async () => {
+  it('HI-07: sessions share the machine: one client sees what another wrote; a client over the limit gets one FAIL line', async () => {
     const a = await Client.connect(path);
     const b = await Client.connect(path);
     expect(await a.cmd(`writel ${hex(RAM + 0x40)} 0xcafef00d`)).toBe('OK');

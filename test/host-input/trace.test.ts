@@ -61,8 +61,8 @@ function bigTrace(path: string, n: number): void {
 describe('HI-10: reading streams', () => {
   it('a trace of many frames is read with one chunk-sized buffer, every event once, in order', () => {
     const p = join(dir, 'big.trace');
-    bigTrace(p, 400_000);
-    expect(statSync(p).size).toBeGreaterThan(4 * READ_CHUNK);
+    bigTrace(p, 250_000);
+    expect(statSync(p).size).toBeGreaterThan(2 * READ_CHUNK);
     const t = TraceStream.open(fileSource(p), p);
     let n = 0;
     let lastT = -1;
@@ -72,7 +72,7 @@ describe('HI-10: reading streams', () => {
       lastT = e.t;
       n++;
     }
-    expect(n).toBe(400_000 + 800);
+    expect(n).toBe(250_000 + 500);
     expect(backwards).toBe(0);
     expect(t.end).not.toBeNull();
     // One chunk: no frame of this trace is larger.
@@ -179,8 +179,8 @@ describe('HI-12: PM pairing is linear and bounded', () => {
     return Buffer.concat([TRACE_MAGIC, ...frames]);
   }
 
-  it('200 000 open callbacks: show --phase and the Chrome export finish, holding at most the bounded number', () => {
-    const n = 200_000;
+  it('100 000 open callbacks: show --phase and the Chrome export finish, holding at most the bounded number', () => {
+    const n = 100_000;
     const t = readTrace(writeTmp('nested.trace', nested(n)));
     const f = new EventFilter({ phase: 'suspend' });
     expect(t.events.filter((e) => f.accept(e))).toHaveLength(2 * n + 3);
@@ -192,10 +192,12 @@ describe('HI-12: PM pairing is linear and bounded', () => {
     expect(slices).toHaveLength(2 * n - MAX_OPEN_CALLBACKS);
     // Per track, times never go back.
     const last = new Map<number, number>();
+    let backwards = 0;
     for (const e of c.traceEvents.filter((x) => x.ph !== 'M')) {
-      expect(e.ts).toBeGreaterThanOrEqual(last.get(e.tid) ?? 0);
+      if (e.ts < (last.get(e.tid) ?? 0)) backwards++;
       last.set(e.tid, e.ts);
     }
+    expect(backwards).toBe(0);
   });
 
   it('a callback that never ends holds back at most MAX_HELD events of its track', () => {
@@ -239,7 +241,7 @@ describe('HI-13/HI-14: truncated tails and failed exports', () => {
 
   it('export from a corrupt trace fails with one line and leaves OUT.json as it was, with no temporary file', async () => {
     const p = join(dir, 'ex.trace');
-    bigTrace(p, 300_000);
+    bigTrace(p, 150_000);
     const whole = readFileSync(p);
     // Corrupt the last frame's msgpack: found after most of the document was written.
     const bad = Buffer.from(whole);
@@ -255,7 +257,7 @@ describe('HI-13/HI-14: truncated tails and failed exports', () => {
     // The good trace exports, replacing it.
     expect((await cli(['trace', 'export', '--chrome', p, out])).code).toBe(0);
     const doc = JSON.parse(readFileSync(out, 'utf8')) as ChromeTrace;
-    expect(doc.traceEvents.filter((e) => e.ph === 'i')).toHaveLength(300_000);
+    expect(doc.traceEvents.filter((e) => e.ph === 'i')).toHaveLength(150_000);
     expect(existsSync(`${out}.tmp-${process.pid}`)).toBe(false);
   });
 });

@@ -47,7 +47,7 @@ describe('fuzz properties, fixed seed', () => {
   });
 });
 
-describe('host-side properties, fixed seed', () => {
+describe('HI-50: host-side properties, fixed seed', () => {
   let q: QtestLineFuzz;
   beforeAll(async () => {
     q = await QtestLineFuzz.create();

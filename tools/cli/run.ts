@@ -151,7 +151,7 @@ export const RUN_OPTIONS: RunOption[] = [
   {
     name: 'scenario',
     spec: { type: 'string' },
-    help: '--scenario FILE    run the steps of a scenario file (JSON); combines with --json only',
+    help: '--scenario FILE    run the steps of a scenario file (JSON of at most 1 MiB, nested at most 16 deep); combines with --json and --trace only',
     apply(s, v) {
       const f = stringOpt(v, 'scenario');
       if (f !== undefined) s.scenario = f;
