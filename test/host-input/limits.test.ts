@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { PLATFORM } from '../../core/bus.js';
+import type { MailboxBus } from '../../emulator/bus/mailbox-driver.js';
 import { MACHINE_LIMITS, Machine, buildBoardConfig, type MachineOptions } from '../../emulator/machine.js';
 import { RUN_LIMITS, SCENARIO_LIMITS } from '../../tools/limits.js';
 import { loadScenario } from '../../tools/scenario/run-scenario.js';
@@ -53,6 +54,23 @@ describe('HI-40: machine options are checked before anything is allocated', () =
     expect(() => buildBoardConfig(opts)).toThrow(RangeError);
     expect(() => buildBoardConfig(opts)).toThrow(msg);
     await expect(Machine.create(opts)).rejects.toThrow(msg);
+  });
+
+  it('a trap deadline set to NaN on a live bus falls back to the default instead of waiting forever', async () => {
+    const m = await Machine.create({ devices: ['rng'], slots: 1, ramSize: 1 << 20 });
+    try {
+      (m.bus as MailboxBus).trapTimeoutMs = Number.NaN;
+      expect(m.control({ op: 'fault', kind: 'hang', ms: 60_000 })).toEqual({ ok: true });
+      let err: unknown;
+      try {
+        m.bus.read(m.slotAddr(0), 4);
+      } catch (e) {
+        err = e;
+      }
+      expect(err).toMatchObject({ code: 'EMU_TRAP_TIMEOUT', message: 'device worker did not answer within 2000 ms' });
+    } finally {
+      await m.close();
+    }
   });
 
   it('the largest allowed machine is accepted, and no register window overlaps RAM', () => {
