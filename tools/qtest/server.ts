@@ -161,21 +161,41 @@ export class QtestSession {
   }
 
   /**
-   * handleLine, letting the event loop run between slices of bus work; stops
-   * early (with a FAIL) once `stop()` says so or the machine closes.
+   * Start a line: if it needs no more than one slice of bus work (every
+   * command but a bulk one outside RAM), it is done and replied to at once
+   * and null comes back; otherwise the rest of its steps, for finishLine().
    */
-  async handleLineAsync(raw: string, stop: () => boolean = () => false): Promise<void> {
+  beginLine(raw: string): Steps | null {
     const steps = this.steps(raw);
-    let r = steps.next();
-    while (!r.done) {
+    const r = steps.next();
+    if (!r.done) return steps;
+    this.finish(r.value);
+    return null;
+  }
+
+  /**
+   * Run the rest of a line's steps, letting the event loop run between
+   * slices; stops early (with a FAIL) once `stop()` says so or the machine
+   * closes.
+   */
+  async finishLine(steps: Steps, stop: () => boolean = () => false): Promise<void> {
+    let r: IteratorResult<undefined, string>;
+    for (;;) {
       await new Promise<void>((resolve) => setImmediate(resolve));
       if (stop() || this.machine.closed) {
         r = { done: true, value: 'FAIL EMU_CLOSED: the command was stopped (the server is closing)' };
         break;
       }
       r = steps.next();
+      if (r.done) break;
     }
     this.finish(r.value);
+  }
+
+  /** handleLine, letting the event loop run between slices of bus work. */
+  async handleLineAsync(raw: string, stop: () => boolean = () => false): Promise<void> {
+    const rest = this.beginLine(raw);
+    if (rest) await this.finishLine(rest, stop);
   }
 
   /** The reply to a line that was too long to keep; the line itself was discarded. */
@@ -478,14 +498,39 @@ export class LineSplitter {
   }
 }
 
-/** Commands of every client of one machine run one at a time, each whole. */
-const machineLocks = new WeakMap<Machine, Promise<void>>();
+/**
+ * Commands of every client of one machine run one at a time, each whole: a
+ * bulk command outside RAM holds the machine across its slices. Taken at
+ * once when free (the common case costs no promise), else in arrival order.
+ */
+class MachineLock {
+  private held = false;
+  private readonly waiters: (() => void)[] = [];
 
-function exclusive(machine: Machine, fn: () => Promise<void>): Promise<void> {
-  const run = (machineLocks.get(machine) ?? Promise.resolve()).then(fn);
-  const settled = run.catch(() => undefined);
-  machineLocks.set(machine, settled);
-  return run;
+  tryAcquire(): boolean {
+    if (this.held) return false;
+    this.held = true;
+    return true;
+  }
+
+  acquire(): Promise<void> {
+    if (this.tryAcquire()) return Promise.resolve();
+    return new Promise((resolve) => this.waiters.push(resolve));
+  }
+
+  release(): void {
+    const next = this.waiters.shift();
+    if (next) next();
+    else this.held = false;
+  }
+}
+
+const machineLocks = new WeakMap<Machine, MachineLock>();
+
+function lockOf(machine: Machine): MachineLock {
+  let l = machineLocks.get(machine);
+  if (!l) machineLocks.set(machine, (l = new MachineLock()));
+  return l;
 }
 
 /** Until the stream can take more, or is gone. */
@@ -522,15 +567,15 @@ export interface StreamSession {
 export function openStreamSession(machine: Machine, input: Readable, output: Writable): StreamSession {
   let gone = false;
   let waiting = false;
+  // The client is gone (a reset, a broken pipe, its output closed): end now
+  // unless a line is being answered (that ends the session when it returns).
   const onError = (): void => {
     gone = true;
-  };
-  const onClose = (): void => {
-    gone = true;
+    if (!pumping) close();
   };
   input.on('error', onError);
   output.on('error', onError);
-  output.on('close', onClose);
+  output.on('close', onError);
   const session = new QtestSession(
     machine,
     (line) => {
@@ -540,48 +585,109 @@ export function openStreamSession(machine: Machine, input: Readable, output: Wri
     { congested: () => output.writableNeedDrain },
   );
   const splitter = new LineSplitter();
+  const lock = lockOf(machine);
   const stopped = (): boolean => gone || machine.closed;
+  const queue: LineItem[] = [];
+  let ended = false;
+  let pumping = false;
+  let finish: () => void = () => {};
+  const done = new Promise<void>((resolve) => {
+    finish = resolve;
+  });
 
-  const handle = async (item: LineItem): Promise<void> => {
-    await exclusive(machine, async () => {
-      if (stopped()) return;
-      if (typeof item === 'string') await session.handleLineAsync(item, stopped);
-      else session.rejectLongLine();
-    });
-    // Backpressure: read nothing more until the client has taken its replies.
-    if (output.writableNeedDrain && !stopped()) {
-      waiting = true;
-      await drained(output);
-      waiting = false;
+  // Whether pump() paused the input: it does so only while it must wait (for
+  // the machine, a bulk command's slices, or a client that does not read);
+  // lines answered at once cost no pause and resume.
+  let paused = false;
+  const hold = (): void => {
+    if (!paused) {
+      paused = true;
+      input.pause();
     }
   };
 
-  const run = async (): Promise<void> => {
-    session.startIrqWatch();
+  /** Answer the queued lines in order; the input is paused while an answer has to wait. */
+  const pump = async (): Promise<void> => {
+    if (pumping) return;
+    pumping = true;
     try {
-      // Not destroyed when the loop ends: a half-closed client still gets its replies.
-      for await (const chunk of input.iterator({ destroyOnReturn: false }) as AsyncIterable<Buffer | string>) {
-        const items = splitter.push(typeof chunk === 'string' ? Buffer.from(chunk, 'latin1') : chunk);
-        for (const item of items) {
-          if (stopped()) return;
-          await handle(item);
+      while (queue.length && !stopped()) {
+        const item = queue.shift()!;
+        if (!lock.tryAcquire()) {
+          hold();
+          await lock.acquire();
         }
-        if (stopped()) return;
+        try {
+          if (stopped()) break;
+          if (typeof item !== 'string') session.rejectLongLine();
+          else {
+            const rest = session.beginLine(item);
+            if (rest) {
+              hold();
+              await session.finishLine(rest, stopped);
+            }
+          }
+        } finally {
+          lock.release();
+        }
+        // Backpressure: read nothing more until the client has taken its replies.
+        if (output.writableNeedDrain && !stopped()) {
+          hold();
+          waiting = true;
+          await drained(output);
+          waiting = false;
+        }
       }
-      for (const item of splitter.end()) if (!stopped()) await handle(item);
-    } catch {
-      // The input failed (a reset): this client is gone, nobody else is affected.
-      gone = true;
     } finally {
-      session.stopIrqWatch();
-      input.off('error', onError);
-      // Keep a listener: a late error on a stream nobody reads must not crash the process.
-      input.on('error', () => {});
+      pumping = false;
+    }
+    if (stopped() || (ended && !queue.length)) close();
+    else if (paused && !queue.length) {
+      paused = false;
+      input.resume();
     }
   };
+
+  let closed = false;
+  const close = (): void => {
+    if (closed) return;
+    closed = true;
+    session.stopIrqWatch();
+    input.off('data', onData);
+    input.off('end', onEnd);
+    input.off('close', onInputClose);
+    input.off('error', onError);
+    output.off('close', onError);
+    // Keep listeners: a late error on a stream nobody reads must not crash the process.
+    input.on('error', () => {});
+    output.off('error', onError);
+    output.on('error', () => {});
+    finish();
+  };
+  const onData = (chunk: Buffer | string): void => {
+    const items = splitter.push(typeof chunk === 'string' ? Buffer.from(chunk, 'latin1') : chunk);
+    if (!items.length) return;
+    queue.push(...items);
+    void pump();
+  };
+  const onEnd = (): void => {
+    ended = true;
+    queue.push(...splitter.end());
+    void pump();
+  };
+  // The input went away without an end (a reset, destroy()): this client is gone.
+  const onInputClose = (): void => {
+    if (ended) return;
+    gone = true;
+    if (!pumping) close();
+  };
+  input.on('data', onData);
+  input.on('end', onEnd);
+  input.on('close', onInputClose);
+  session.startIrqWatch();
 
   return {
-    done: run(),
+    done,
     session,
     get waitingForReader() {
       return waiting;
@@ -589,6 +695,7 @@ export function openStreamSession(machine: Machine, input: Readable, output: Wri
     stop() {
       gone = true;
       input.destroy();
+      if (!pumping) close();
     },
   };
 }
