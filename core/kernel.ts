@@ -72,10 +72,21 @@ export function kernelGlobals(): readonly object[] {
   return globals;
 }
 
+/**
+ * Messages and warnings the log keeps (each, and per device): a long run
+ * that logs every cycle must not grow without bound. Later ones are counted
+ * in `dropped` / `warningsDropped`; the first ones, nearest the cause, stay.
+ */
+export const KERNEL_LOG_MAX = 10_000;
+
 export class Kernel {
   /** The console: what the kernel printed outlives a hibernation image's restore, as a serial log does. */
   readonly messages: KernelMessage[] = keepOutOfImage([]);
   readonly warnings: KernelWarning[] = keepOutOfImage([]);
+  /** Messages not kept (past KERNEL_LOG_MAX). */
+  dropped = 0;
+  /** Warnings not kept (past KERNEL_LOG_MAX); they still count. */
+  warningsDropped = 0;
   /** Depth of noirq phases in progress (set by the PM core). */
   noirqDepth = 0;
   /** CONFIG_VIRTIO_HARDEN_NOTIFICATION */
@@ -84,8 +95,9 @@ export class Kernel {
 
   log(level: LogLevel, target: LogTarget | null, msg: string): void {
     const m: KernelMessage = { level, dev: target?.name ?? 'kernel', msg };
-    this.messages.push(m);
-    target?.messages.push(m);
+    if (this.messages.length < KERNEL_LOG_MAX) this.messages.push(m);
+    else this.dropped++;
+    if (target && target.messages.length < KERNEL_LOG_MAX) target.messages.push(m);
   }
 
   /** WARN_ON(cond): records and returns cond. */
@@ -120,14 +132,17 @@ export class Kernel {
   }
 
   private record(w: KernelWarning, target: LogTarget | null): void {
-    this.warnings.push(w);
-    target?.warnings.push(w);
+    if (this.warnings.length < KERNEL_LOG_MAX) this.warnings.push(w);
+    else this.warningsDropped++;
+    if (target && target.warnings.length < KERNEL_LOG_MAX) target.warnings.push(w);
   }
 
   /** Forget everything logged (between test cases). */
   clear(): void {
     this.messages.length = 0;
     this.warnings.length = 0;
+    this.dropped = 0;
+    this.warningsDropped = 0;
     this.onceKeys.clear();
   }
 }

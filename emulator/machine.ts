@@ -6,6 +6,7 @@ import { Worker } from 'node:worker_threads';
 import { BusError, PLATFORM, type Bus, type GuestMemory } from '../core/bus.js';
 import { MMIO_WINDOW_SIZE } from '../core/uapi/mmio.js';
 import type { Board, BoardConfig, ControlRequest, ControlResponse, DeviceOptionValue, DeviceSpec, TransportKind } from './board-contract.js';
+import { deviceTypes } from './devices/catalog.js';
 import { IrqController, IrqDeviceLines, createIrqState } from './irq/controller.js';
 import { MB, createMailbox, type MailboxBuffers } from './bus/mailbox.js';
 import { MailboxBus } from './bus/mailbox-driver.js';
@@ -55,6 +56,26 @@ export interface PluggedDevice {
   spec: DeviceSpec;
 }
 
+/**
+ * Bounds on what a caller (and through the CLI, a user) may ask of a
+ * machine, checked before anything is allocated.
+ */
+export const MACHINE_LIMITS = {
+  /** virtio-mmio windows (and interrupt lines, and ccw subchannels). */
+  maxSlots: 4096,
+  minRamSize: 4096,
+  /** RAM starts at 1 GiB and must end below 4 GiB. */
+  maxRamSize: 2 ** 32 - PLATFORM.RAM_BASE,
+  /** trapTimeoutMs and startTimeoutMs, ms. */
+  maxTimeoutMs: 3_600_000,
+  /** Options per device, and the length of a string option (a path, a serial). */
+  maxDeviceOptions: 64,
+  maxOptionLength: 4096,
+} as const;
+
+const BUS_KINDS: readonly BusKind[] = ['worker', 'inthread'];
+const TRANSPORT_KINDS: readonly TransportKind[] = ['mmio', 'mmio-legacy', 'ccw'];
+
 const DEFAULT_BOARD = new URL('./board.js', import.meta.url);
 const WORKER_URL = new URL('./worker.js', import.meta.url);
 
@@ -63,9 +84,11 @@ function describe(err: unknown): string {
 }
 
 /** Place devices: explicit slots first, the rest in order into the lowest free slots. */
-export function placeDevices(devices: (MachineDevice | string)[], slots: number): (DeviceSpec | null)[] {
+export function placeDevices(devices: (MachineDevice | string)[], slots: number, knownTypes?: readonly string[]): (DeviceSpec | null)[] {
+  if (!Array.isArray(devices)) throw new RangeError('devices must be an array');
+  if (devices.length > slots) throw new RangeError(`no free slot: ${devices.length} devices for ${slots} slots`);
   const table: (DeviceSpec | null)[] = new Array<DeviceSpec | null>(slots).fill(null);
-  const norm = devices.map((d) => (typeof d === 'string' ? { type: d } : d));
+  const norm = devices.map((d) => checkDevice(typeof d === 'string' ? { type: d } : d, knownTypes));
   const toSpec = (d: MachineDevice): DeviceSpec => ({
     type: d.type,
     transport: d.transport ?? 'mmio',
@@ -89,23 +112,83 @@ export function placeDevices(devices: (MachineDevice | string)[], slots: number)
   return table;
 }
 
-/** The board configuration a machine with these options hands to createBoard. */
+const show = (v: unknown): string => (typeof v === 'string' ? `'${v.length > 40 ? `${v.slice(0, 37)}...` : v}'` : String(v));
+
+/** A device entry's own fields, checked (type name, transport, slot, options). */
+function checkDevice(d: MachineDevice, knownTypes: readonly string[] | undefined): MachineDevice {
+  if (d === null || typeof d !== 'object') throw new RangeError(`a device must be a type name or an object, got ${show(d)}`);
+  if (typeof d.type !== 'string' || !/^[A-Za-z0-9][\w.-]{0,63}$/.test(d.type)) throw new RangeError(`bad device type ${show(d.type)}`);
+  if (knownTypes && !knownTypes.includes(d.type)) throw new RangeError(`unknown device type '${d.type}' (known: ${knownTypes.join(', ')})`);
+  if (d.transport !== undefined && !TRANSPORT_KINDS.includes(d.transport)) {
+    throw new RangeError(`device ${d.type}: unknown transport ${show(d.transport)} (known: ${TRANSPORT_KINDS.join(', ')})`);
+  }
+  if (d.options !== undefined) {
+    if (d.options === null || typeof d.options !== 'object' || Array.isArray(d.options)) throw new RangeError(`device ${d.type}: options must be an object`);
+    const keys = Object.keys(d.options);
+    if (keys.length > MACHINE_LIMITS.maxDeviceOptions) throw new RangeError(`device ${d.type}: more than ${MACHINE_LIMITS.maxDeviceOptions} options`);
+    for (const k of keys) {
+      const v = d.options[k];
+      if (!/^[A-Za-z][\w.-]{0,63}$/.test(k)) throw new RangeError(`device ${d.type}: bad option name ${show(k)}`);
+      if (typeof v === 'string' ? v.length > MACHINE_LIMITS.maxOptionLength : typeof v !== 'number' && typeof v !== 'boolean') {
+        throw new RangeError(`device ${d.type}: option ${k} must be a number, a boolean or a string of at most ${MACHINE_LIMITS.maxOptionLength} characters`);
+      }
+    }
+  }
+  return d;
+}
+
+function checkTimeout(name: string, v: number | undefined): void {
+  if (v === undefined) return;
+  if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0 || v > MACHINE_LIMITS.maxTimeoutMs) {
+    throw new RangeError(`${name} must be a number of ms in (0, ${MACHINE_LIMITS.maxTimeoutMs}], got ${show(v)}`);
+  }
+}
+
+/** [base, base + size) ranges of the address map: RAM and every register region, which must not overlap. */
+function checkAddressMap(ramSize: number, slots: number): void {
+  const ranges = [
+    { what: 'RAM', base: PLATFORM.RAM_BASE, size: ramSize },
+    { what: 'the virtio-mmio windows', base: PLATFORM.MMIO_BASE, size: slots * MMIO_WINDOW_SIZE },
+    { what: 'the ccw subchannel windows', base: PLATFORM.CSS_BASE, size: slots * PLATFORM.CSS_WINDOW_SIZE },
+  ];
+  for (const [i, a] of ranges.entries()) {
+    if (a.base + a.size > 2 ** 32) throw new RangeError(`${a.what} would end past 4 GiB`);
+    for (const b of ranges.slice(i + 1)) {
+      if (a.base < b.base + b.size && b.base < a.base + a.size) throw new RangeError(`${a.what} would overlap ${b.what} (${slots} slots, ${ramSize} bytes of RAM)`);
+    }
+  }
+}
+
+/**
+ * The board configuration a machine with these options hands to createBoard.
+ * Every option is checked here, before any memory is allocated or a worker
+ * started: a RangeError names the first bad one.
+ */
 export function buildBoardConfig(opts: MachineOptions = {}): BoardConfig {
   const slots = opts.slots ?? PLATFORM.MMIO_SLOTS_DEFAULT;
-  if (!Number.isInteger(slots) || slots < 1) throw new RangeError(`slots must be a positive integer, got ${slots}`);
+  if (!Number.isInteger(slots) || slots < 1 || slots > MACHINE_LIMITS.maxSlots) {
+    throw new RangeError(`slots must be an integer from 1 to ${MACHINE_LIMITS.maxSlots}, got ${show(slots)}`);
+  }
+  if (opts.bus !== undefined && !BUS_KINDS.includes(opts.bus)) throw new RangeError(`bus must be ${BUS_KINDS.join(' or ')}, got ${show(opts.bus)}`);
+  checkTimeout('trapTimeoutMs', opts.trapTimeoutMs);
+  checkTimeout('startTimeoutMs', opts.startTimeoutMs);
+  if (opts.ram !== undefined && !(opts.ram instanceof SharedArrayBuffer)) throw new RangeError('ram must be a SharedArrayBuffer');
   if (opts.ram && opts.ramSize !== undefined && opts.ramSize !== opts.ram.byteLength) {
     throw new RangeError(`ramSize ${opts.ramSize} differs from the supplied RAM's ${opts.ram.byteLength} bytes`);
   }
   const ramSize = opts.ram?.byteLength ?? opts.ramSize ?? PLATFORM.RAM_SIZE_DEFAULT;
-  if (!Number.isInteger(ramSize) || ramSize < 4096 || PLATFORM.RAM_BASE + ramSize > 2 ** 32) {
-    throw new RangeError(`ramSize ${ramSize} must be at least 4096 and end below 4 GiB`);
+  if (!Number.isSafeInteger(ramSize) || ramSize < MACHINE_LIMITS.minRamSize || ramSize > MACHINE_LIMITS.maxRamSize) {
+    throw new RangeError(`ramSize ${show(ramSize)} must be at least ${MACHINE_LIMITS.minRamSize} and end below 4 GiB (at most ${MACHINE_LIMITS.maxRamSize} bytes)`);
   }
+  checkAddressMap(ramSize, slots);
+  // Device types are only known for the real board; a test board has its own.
+  const knownTypes = opts.boardModule === undefined ? deviceTypes() : undefined;
   return {
     ramBase: PLATFORM.RAM_BASE,
     ramSize,
     mmioBase: PLATFORM.MMIO_BASE,
     slots,
-    devices: placeDevices(opts.devices ?? [], slots),
+    devices: placeDevices(opts.devices ?? [], slots, knownTypes),
   };
 }
 

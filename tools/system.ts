@@ -13,6 +13,14 @@ import { Machine, type MachineOptions } from '../emulator/machine.js';
 
 export type PowerModel = 'retain' | 'reset' | 'fresh';
 
+export const POWER_MODELS: readonly PowerModel[] = ['retain', 'reset', 'fresh'];
+
+/** Refused before the transition starts: a bad model found at enterSleep would leave devices suspended. */
+function checkPower(p: PowerModel): PowerModel {
+  if (!POWER_MODELS.includes(p)) throw new RangeError(`power must be ${POWER_MODELS.join(', ')}, got ${typeof p === 'string' ? `'${String(p).slice(0, 40)}'` : String(p)}`);
+  return p;
+}
+
 export interface SystemOptions extends MachineOptions {
   /** Drivers in match order (default: every driver in core/drivers). */
   drivers?: VirtioDriver[];
@@ -217,7 +225,7 @@ export class VirtioSystem {
 
   /** Suspend to RAM and resume. */
   suspend(opts: SleepOptions = {}): PmTransition {
-    const power = opts.power ?? 'retain';
+    const power = checkPower(opts.power ?? 'retain');
     return pmSuspend(this.kernel.dpm, { enterSleep: () => this.power(power) });
   }
 
@@ -228,7 +236,7 @@ export class VirtioSystem {
    * into the image.
    */
   hibernate(opts: HibernateSystemOptions = {}): PmTransition {
-    const power = opts.power ?? 'fresh';
+    const power = checkPower(opts.power ?? 'fresh');
     const mode = opts.mode ?? 'shutdown';
     const mem = this.machine.mem;
     const image = this.kernelBus;

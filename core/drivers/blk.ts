@@ -8,8 +8,9 @@
 // (virtblkReap). virtblkRead/virtblkWrite split a transfer into requests
 // within seg_max × size_max and keep the queue busy, as blk-mq would.
 //
-// freeze/restore are virtblk_freeze/virtblk_restore: drain what is in
-// flight, reset, del_vqs; find_vqs again and DRIVER_OK on restore. While
+// freeze/restore are virtblk_freeze/virtblk_restore: commit requests
+// queued without a kick and drain everything in flight (blk-mq's quiesce and
+// freeze), reset, del_vqs; find_vqs again and DRIVER_OK on restore. While
 // frozen, new requests are refused with -EAGAIN (blk-mq would hold them in
 // its quiesced queue; a single-threaded model cannot block the caller).
 import { Completion, irqChipForDevice, waitForCompletionTimeout } from '../completion.js';
@@ -662,11 +663,17 @@ function blkValidateBlockSize(bsize: number): boolean {
 }
 
 /**
- * Wait for what is in flight, then reset and fail what the device still
- * holds (it will never complete it), so no request outlives its queue.
+ * blk_mq_quiesce_queue + blk_mq_freeze_queue: commit what was queued but
+ * not yet notified (requests submitted with kick false; virtio_commit_rqs),
+ * wait for everything in flight, then reset and fail what the device still
+ * holds (it will never complete it), so no request outlives its queue and
+ * none is dropped because nobody kicked it.
  */
 function virtblkQuiesce(vblk: VirtioBlk, where: string): void {
-  if (vblk.inflight > 0) virtblkWaitFor(vblk, () => vblk.inflight === 0, where);
+  if (vblk.inflight > 0) {
+    vblk.vq?.kick();
+    virtblkWaitFor(vblk, () => vblk.inflight === 0, where);
+  }
   virtioResetDevice(vblk.vdev);
   const vq = vblk.vq;
   if (vq) {

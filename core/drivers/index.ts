@@ -20,14 +20,29 @@ export interface IoResult extends IoStats {
   failures: string[];
 }
 
+/** What the I/O check of a device may do. */
+export interface ExerciseOptions {
+  /** Size hint: bytes to read from an rng, sectors (rounded up) a blk check covers. */
+  bytes: number;
+  /**
+   * blk only, where the check may write:
+   * - 'end' (default): a pattern over the last sectors, read back, then the
+   *   old contents written back (a RAM disk: nothing outlives the process);
+   * - a range: a pattern over (the start of) that range, read back and left
+   *   there (a scratch range the user gave up for it);
+   * - null: nothing; the check only reads (a user's disk image).
+   */
+  blkWrites?: 'end' | { sector: number; count: number } | null;
+}
+
 export interface DriverEntry {
   /** Short name used on command lines ("rng"). */
   name: string;
   /** The device ID it binds (spec 5). */
   deviceId: number;
   driver: VirtioDriver;
-  /** Default I/O for a bound device; `bytes` is a size hint. */
-  exercise(vdev: VirtioDevice, opts: { bytes: number }): IoResult;
+  /** Default I/O for a bound device. */
+  exercise(vdev: VirtioDevice, opts: ExerciseOptions): IoResult;
   /** I/O totals of a device so far. */
   stats(vdev: VirtioDevice): IoStats;
 }
@@ -53,28 +68,33 @@ const rng: DriverEntry = {
 const BLK_CHECK_MAX_SECTORS = 64;
 
 /**
- * virtio-blk: at the end of the disk, write a pattern over a few sectors
- * (`bytes` of them, rounded up to whole sectors), read it back, put the old
- * contents back and flush, so the check never disturbs data a user wrote.
- * A read-only disk is only read. GET_ID must answer.
+ * virtio-blk: GET_ID must answer, and a few sectors (`bytes` of them,
+ * rounded up, at most 64) must read. Where opts.blkWrites allows, a pattern
+ * is written there and read back: at the end of the disk with the old
+ * contents put back afterwards ('end'), or in a scratch range, left there.
+ * A read-only disk, or blkWrites null, is only read.
  */
 const blk: DriverEntry = {
   name: 'blk',
   deviceId: VIRTIO_ID_BLOCK,
   driver: virtioBlkDriver,
-  exercise(vdev, { bytes }) {
+  exercise(vdev, opts) {
+    const { bytes } = opts;
     const failures: string[] = [];
     const fail = (what: string, r: number): void => void failures.push(`${vdev.name}: blk ${what} failed: ${errnoName(r)}`);
     const vblk = virtblkInfo(vdev);
     if (!vblk) return { ...blk.stats(vdev), failures: [`${vdev.name}: blk driver not bound`] };
-    const count = Math.min(vblk.capacity, BLK_CHECK_MAX_SECTORS, Math.max(1, Math.ceil(bytes / SECTOR_SIZE)));
-    const sector = vblk.capacity - count;
+    const writes = opts.blkWrites === undefined ? 'end' : opts.blkWrites;
+    const want = Math.min(BLK_CHECK_MAX_SECTORS, Math.max(1, Math.ceil(bytes / SECTOR_SIZE)));
+    const scratch = writes !== null && writes !== 'end' ? writes : null;
+    const count = Math.min(vblk.capacity, want, scratch ? scratch.count : want);
+    const sector = scratch ? scratch.sector : vblk.capacity - count;
     const id = virtblkGetId(vdev);
     if (typeof id === 'number') fail('GET_ID', id);
     const saved = virtblkRead(vdev, sector, count);
     if (typeof saved === 'number') {
       fail(`read of sectors ${sector}+${count}`, saved);
-    } else if (!vblk.readOnly) {
+    } else if (!vblk.readOnly && writes !== null) {
       const salt = vblk.stats.requests & 0xff;
       const pattern = Uint8Array.from({ length: count * SECTOR_SIZE }, (_, i) => (i * 131 + salt + (i >> 9)) & 0xff);
       let r = virtblkWrite(vdev, sector, pattern);
@@ -82,8 +102,10 @@ const blk: DriverEntry = {
       const back = virtblkRead(vdev, sector, count);
       if (typeof back === 'number') fail(`read-back of sectors ${sector}+${count}`, back);
       else if (!back.every((b, i) => b === pattern[i])) failures.push(`${vdev.name}: blk sectors ${sector}+${count} read back differ from what was written`);
-      r = virtblkWrite(vdev, sector, saved);
-      if (r < 0) fail(`restore of sectors ${sector}+${count}`, r);
+      if (!scratch) {
+        r = virtblkWrite(vdev, sector, saved);
+        if (r < 0) fail(`restore of sectors ${sector}+${count}`, r);
+      }
       r = virtblkFlush(vdev);
       if (r < 0) fail('flush', r);
     }

@@ -84,8 +84,12 @@ export class DpmCore<D = unknown> {
   private suspendedList: PmDevice<D>[] = [];
   private lateEarlyList: PmDevice<D>[] = [];
   private noirqList: PmDevice<D>[] = [];
-  /** Every callback run, in order. */
+  /** Every callback run, in order, since the last trimRecord(). */
   readonly record: PmCallRecord[] = keepOutOfImage([]);
+  /** Records dropped by trimRecord(): record[i] is callback number recordBase + i. */
+  recordBase = 0;
+  /** Run by trimRecord() before it drops anything. */
+  readonly trimHooks: (() => void)[] = keepOutOfImage([]);
   readonly injections: PmInjection[] = keepOutOfImage([]);
   readonly hooks: PmCallbackHook[] = keepOutOfImage([]);
   private readonly irq: IrqChip | null;
@@ -118,6 +122,18 @@ export class DpmCore<D = unknown> {
 
   get devices(): readonly PmDevice<D>[] {
     return [...this.dpmList, ...this.preparedList, ...this.suspendedList, ...this.lateEarlyList, ...this.noirqList];
+  }
+
+  /**
+   * Forget the records kept so far (between transitions: a transition's
+   * records are in its PmTransition). A long run calls this after each
+   * cycle so the record does not grow with the number of cycles.
+   */
+  trimRecord(): void {
+    // Observers that read the record (a trace recorder) catch up first.
+    for (const h of this.trimHooks) h();
+    this.recordBase += this.record.length;
+    this.record.length = 0;
   }
 
   inject(i: PmInjection): void {

@@ -139,7 +139,10 @@ export class MailboxBus implements Bus {
       if (Atomics.load(mb, MB.WORKER_DEAD) !== 0) throw this.dead();
       if (performance.now() >= spinEnd) break;
     }
-    const deadline = start + this.trapTimeoutMs;
+    // A deadline that is not a positive finite number (NaN, Infinity, set by
+    // hand) would remove it: the default applies instead.
+    const limit = this.trapTimeoutMs > 0 && Number.isFinite(this.trapTimeoutMs) ? this.trapTimeoutMs : TRAP_TIMEOUT_DEFAULT_MS;
+    const deadline = start + limit;
     for (;;) {
       const cur = Atomics.load(mb, MB.RESP);
       if (cur === req) return;
@@ -156,8 +159,8 @@ export class MailboxBus implements Bus {
     throw new BusError(
       'EMU_TRAP_TIMEOUT',
       stale
-        ? `device worker still busy with an earlier access after ${this.trapTimeoutMs} ms`
-        : `device worker did not answer within ${this.trapTimeoutMs} ms`,
+        ? `device worker still busy with an earlier access after ${limit} ms`
+        : `device worker did not answer within ${limit} ms`,
     );
   }
 

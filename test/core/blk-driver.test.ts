@@ -116,7 +116,7 @@ describe('errors', () => {
   it('a read-only disk refuses writes with -EIO and keeps its data; reads work', async () => {
     const file = join(dir, 'ro.img');
     {
-      const { sys, vdev } = await boot({ file, size: '1M' });
+      const { sys, vdev } = await boot({ file, create: '1M' });
       expect(virtblkWrite(vdev, 2, pattern(512, 9))).toBe(512);
       expect(virtblkFlush(vdev)).toBe(0);
       await sys.close();
@@ -228,7 +228,7 @@ describe('system sleep', () => {
   });
 
   it.each(['ram', 'file'])('data written before a hibernation with power loss (%s backend) reads back after', async (backend) => {
-    const options: Record<string, DeviceOptionValue> = backend === 'file' ? { file: join(dir, 'hib.img'), size: '2M' } : { size: '2M' };
+    const options: Record<string, DeviceOptionValue> = backend === 'file' ? { file: join(dir, 'hib.img'), create: '2M' } : { size: '2M' };
     const { sys, vdev } = await boot(options);
     const before = pattern(32 * 512, 11);
     expect(virtblkWrite(vdev, 100, before)).toBe(before.length);

@@ -214,9 +214,9 @@ describe('virtio-blk request validation', () => {
 });
 
 describe('virtio-blk file media', () => {
-  it('creates the image at the requested size and writes through at sector offsets', () => {
+  it('creates a missing image at the size create= asks for and writes through at sector offsets', () => {
     const file = join(dir, 'new.img');
-    const { drv } = blkBoard({ file, size: '64K' });
+    const { drv } = blkBoard({ file, create: '64K' }, false);
     expect(statSync(file).size).toBe(64 * 1024);
     const q = up(drv);
     const data = pattern(1024, 11);
@@ -243,8 +243,8 @@ describe('virtio-blk media across power events', () => {
   for (const model of ['reset', 'fresh'] as const) {
     for (const backing of ['ram', 'file'] as const) {
       it(`keeps ${backing} disk contents across power '${model}'`, () => {
-        const opts: Record<string, DeviceOptionValue> = backing === 'file' ? { file: join(dir, `power-${model}.img`) } : {};
-        const { tb, drv } = blkBoard(opts);
+        const opts: Record<string, DeviceOptionValue> = backing === 'file' ? { file: join(dir, `power-${model}.img`), create: '64M' } : {};
+        const { tb, drv } = blkBoard(opts, backing === 'ram');
         const q = up(drv);
         const data = pattern(2048, 21);
         expect(blkRequest(drv, q, { type: VIRTIO_BLK_T_OUT, sector: 100n, out: data }).status).toBe(VIRTIO_BLK_S_OK);

@@ -14,6 +14,8 @@ import { runFuzz, type FuzzTarget } from '../../tools/fuzz/campaign.js';
 import { runStatusOps, statusDevices, statusFeatureProperty, statusOp } from '../../tools/fuzz/status-features.js';
 import { WorkerRegisterFuzz } from '../../tools/fuzz/worker-registers.js';
 import { main } from '../../tools/cli/dispatch.js';
+import { QtestLineFuzz, qtestCase } from '../../tools/fuzz/qtest-lines.js';
+import { readAll, sampleTrace, traceInput, traceReaderProperty } from '../../tools/fuzz/trace-reader.js';
 
 const SEED = 0x5eed;
 
@@ -42,6 +44,33 @@ describe('fuzz properties, fixed seed', () => {
     it('register-access sequences: no access fails or outlasts the trap deadline', () => {
       fc.assert(w.property(), { seed: SEED, numRuns: 15 });
     });
+  });
+});
+
+describe('HI-50: host-side properties, fixed seed', () => {
+  let q: QtestLineFuzz;
+  beforeAll(async () => {
+    q = await QtestLineFuzz.create();
+  });
+  afterAll(async () => {
+    await q.close();
+  });
+  it('qtest lines: one bounded OK or FAIL reply per line; the splitter holds at most its limit', () => {
+    fc.assert(q.property(), { seed: SEED, numRuns: 60 });
+  });
+  it('qtest lines reach both OK and FAIL replies', () => {
+    const outcomes = fc.sample(qtestCase, { seed: SEED, numRuns: 40 }).map((c) => q.run(c));
+    expect(outcomes.reduce((n, o) => n + o.ok, 0)).toBeGreaterThan(50);
+    expect(outcomes.reduce((n, o) => n + o.fail, 0)).toBeGreaterThan(50);
+  });
+  it('trace reader: a read or a TraceFormatError, buffers bounded by the input', () => {
+    fc.assert(traceReaderProperty(), { seed: SEED, numRuns: 400 });
+  });
+  it('damaged traces are read in part before the damage, and some still read whole', () => {
+    const outcomes = fc.sample(traceInput(sampleTrace()), { seed: SEED, numRuns: 300 }).map(readAll);
+    expect(outcomes.filter((o) => o.read).length).toBeGreaterThan(10);
+    expect(outcomes.filter((o) => !o.read && o.events > 0).length).toBeGreaterThan(10);
+    expect(readAll({ bytes: sampleTrace(), partial: false })).toEqual({ read: true, events: 10 });
   });
 });
 

@@ -91,7 +91,8 @@ describe('virtio-emu run --pm', () => {
     [['--pm', 'suspend', '--fail', 'resume_noirq:x'], /slot must be a number/],
     [['--pm', 'suspend', '--fail', 'resume_noirq:0:EWHAT'], /unknown errno/],
     [['--cycles', '2'], /need --pm/],
-    [['--pm', 'suspend', '--cycles', '0'], /--cycles: expected an integer >= 1/],
+    [['--pm', 'suspend', '--cycles', '0'], /--cycles: expected an integer from 1 to 1000000, got '0'/],
+    [['--pm', 'suspend', '--cycles', '1000001'], /--cycles: expected an integer from 1 to 1000000/],
   ])('bad options %j: one line, exit 2', async (args, msg) => {
     const r = await cli(['run', ...args]);
     expect(r.code).toBe(2);

@@ -30,7 +30,7 @@ describe('step kinds', () => {
   it('blk: write, read, verify against the record and against a seed or pattern, flush; file backend', async () => {
     const file = join(dir, 'disk.img');
     const { r, steps } = await run(
-      [{ type: 'blk', name: 'disk', options: { file, size: '2M' } }],
+      [{ type: 'blk', name: 'disk', options: { file, create: '2M' } }],
       [
         { do: 'blk-write', device: 'disk', sector: 0, count: 64, seed: 7 },
         { do: 'blk-write', device: 'disk', sector: 32, count: 8, pattern: 'overwrite' },

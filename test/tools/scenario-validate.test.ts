@@ -101,7 +101,7 @@ describe('good scenarios', () => {
 
   it('resolves relative file paths against the scenario file, and --json silences a console without a sink', () => {
     const file = join(dir, 'rel.json');
-    writeFileSync(file, JSON.stringify({ name: 'rel', machine: { devices: [{ type: 'blk', options: { file: 'disk.img', size: '1M' } }, { type: 'console' }] }, steps: [] }));
+    writeFileSync(file, JSON.stringify({ name: 'rel', machine: { devices: [{ type: 'blk', options: { file: 'disk.img', create: '1M' } }, { type: 'console' }] }, steps: [] }));
     const s = loadScenario(file, { json: true });
     expect(s.machine.devices[0]!.options['file']).toBe(join(dir, 'disk.img'));
     expect(s.machine.devices[1]!.options['out']).toBe('none');

@@ -11,6 +11,9 @@ export interface CliIo {
   err(text: string): void;
 }
 
+/** Characters of an error message printed at most. */
+const MAX_MESSAGE = 1000;
+
 const stdio: CliIo = {
   out: (t) => process.stdout.write(t),
   err: (t) => process.stderr.write(t),
@@ -72,7 +75,11 @@ export async function main(argv: string[], io: CliIo = stdio): Promise<number> {
   } catch (err) {
     const msg = err instanceof Error ? err.message : String(err);
     if (debug && err instanceof Error && err.stack) io.err(`${err.stack}\n`);
-    else io.err(`virtio-emu ${name}: ${msg.split('\n')[0]}\n`);
+    else {
+      // One line, and a short one, whatever the input quoted in it.
+      const line = msg.split('\n')[0]!;
+      io.err(`virtio-emu ${name}: ${line.length > MAX_MESSAGE ? `${line.slice(0, MAX_MESSAGE - 3)}...` : line}\n`);
+    }
     return err instanceof UsageError || isParseArgsError(err) ? 2 : 1;
   }
 }

@@ -4,7 +4,8 @@
 // anything failed.
 import type { FuzzReport } from '../fuzz/campaign.js';
 import { FUZZ_PROPERTY_NAMES } from '../fuzz/property-names.js';
-import { UsageError, boolOpt, intOpt, stringsOpt, type CliCommand } from './args.js';
+import { FUZZ_LIMITS } from '../limits.js';
+import { UsageError, boolOpt, intOpt, shown, stringsOpt, type CliCommand } from './args.js';
 
 /** The campaign runner; fast-check is an optional dependency, needed only here. */
 async function loadCampaign(): Promise<typeof import('../fuzz/campaign.js')> {
@@ -30,10 +31,10 @@ export function formatText(r: FuzzReport & { perProperty: Record<string, number>
 
 export const command: CliCommand = {
   name: 'fuzz',
-  summary: 'fuzz the device side with random register accesses, rings, status orders and channel programs',
+  summary: 'fuzz the device side (registers, rings, status orders, channel programs) and the host side (qtest lines, trace files)',
   usage: '[--seconds N] [--seed S] [--property NAME]... [--json]',
   help: [
-    '--seconds N       how long to run (default 10); the batch under way finishes',
+    `--seconds N       how long to run, 1 to ${FUZZ_LIMITS.maxSeconds} (default 10); the batch under way finishes`,
     '--seed S          base seed (default: random); the same seed replays the same batches',
     `--property NAME   only this property (repeatable): ${FUZZ_PROPERTY_NAMES.join(', ')}`,
     '--json            print {"iterations", "failures", "counterexamples"} and no progress',
@@ -45,12 +46,13 @@ export const command: CliCommand = {
     json: { type: 'boolean' },
   },
   async run(values) {
-    const seconds = intOpt(values, 'seconds', 1) ?? 10;
-    const seed = intOpt(values, 'seed', 0) ?? Math.floor(Math.random() * 0x7fff_ffff);
+    const seconds = intOpt(values, 'seconds', 1, FUZZ_LIMITS.maxSeconds) ?? 10;
+    const seed = intOpt(values, 'seed', 0, 0xffff_ffff) ?? Math.floor(Math.random() * 0x7fff_ffff);
     const only = stringsOpt(values, 'property');
+    if (only.length > FUZZ_LIMITS.maxProperties) throw new UsageError(`--property: given more than ${FUZZ_LIMITS.maxProperties} times`);
     for (const name of only) {
       if (!(FUZZ_PROPERTY_NAMES as readonly string[]).includes(name)) {
-        throw new UsageError(`--property: unknown property '${name}' (known: ${FUZZ_PROPERTY_NAMES.join(', ')})`);
+        throw new UsageError(`--property: unknown property '${shown(name)}' (known: ${FUZZ_PROPERTY_NAMES.join(', ')})`);
       }
     }
     const json = boolOpt(values, 'json');

@@ -18,7 +18,9 @@ import { buildPlan, defaultSettings, type RunSettings } from '../run/plan.js';
 import { consoleOutConflictsWithJson, preflightDevice } from '../scenario/preflight.js';
 import { progressBar } from '../scenario/progress.js';
 import type { PowerModel } from '../system.js';
-import { UsageError, boolOpt, intOpt, stringOpt, stringsOpt, type CliCommand, type CliOptions, type CliValues } from './args.js';
+import { PLATFORM } from '../../core/bus.js';
+import { RUN_LIMITS } from '../limits.js';
+import { UsageError, boolOpt, intOpt, shown, stringOpt, stringsOpt, type CliCommand, type CliOptions, type CliValues } from './args.js';
 import { parseDeviceArg } from './qtest.js';
 
 const POWER_MODELS: PowerModel[] = ['retain', 'reset', 'fresh'];
@@ -27,14 +29,14 @@ const POWER_MODELS: PowerModel[] = ['retain', 'reset', 'fresh'];
 export function parseFail(spec: string): PmInjection {
   const [phase, slot, err, ...rest] = spec.split(':');
   if (rest.length || phase === undefined || slot === undefined)
-    throw new UsageError(`--fail: expected PHASE:SLOT[:ERRNO], got '${spec}'`);
-  if (!isPmCallbackName(phase)) throw new UsageError(`--fail: unknown PM phase '${phase}' (known: ${PM_CALLBACKS.join(', ')})`);
-  if (!/^\d+$/.test(slot)) throw new UsageError(`--fail: slot must be a number, got '${slot}'`);
+    throw new UsageError(`--fail: expected PHASE:SLOT[:ERRNO], got '${shown(spec)}'`);
+  if (!isPmCallbackName(phase)) throw new UsageError(`--fail: unknown PM phase '${shown(phase)}' (known: ${PM_CALLBACKS.join(', ')})`);
+  if (!/^\d{1,9}$/.test(slot)) throw new UsageError(`--fail: slot must be a number, got '${shown(slot)}'`);
   let errno = EIO;
   if (err !== undefined) {
     const byName = errnoByName(err);
     const n = /^-?\d+$/.test(err) ? Math.abs(Number(err)) : byName;
-    if (!n) throw new UsageError(`--fail: unknown errno '${err}'`);
+    if (!n || n > 4095) throw new UsageError(`--fail: unknown errno '${shown(err)}'`);
     errno = n;
   }
   return { phase, device: Number(slot), errno };
@@ -52,7 +54,7 @@ const RUN_TRANSPORTS: TransportKind[] = ['mmio', 'mmio-legacy', 'ccw'];
 
 function checkTransport(t: string, what: string): TransportKind {
   if (!RUN_TRANSPORTS.includes(t as TransportKind)) {
-    throw new UsageError(`${what}: transport '${t}' is not supported by run (expected ${RUN_TRANSPORTS.join(', ')})`);
+    throw new UsageError(`${what}: transport '${shown(t)}' is not supported by run (expected ${RUN_TRANSPORTS.join(', ')})`);
   }
   return t as TransportKind;
 }
@@ -61,9 +63,16 @@ export const RUN_OPTIONS: RunOption[] = [
   {
     name: 'device',
     spec: { type: 'string', multiple: true },
-    help: '--device SPEC      TYPE[,transport=T][,slot=N][,k=v]; repeatable (default: one rng)',
+    help: `--device SPEC      TYPE[,transport=T][,slot=N][,k=v]; repeatable, at most ${PLATFORM.MMIO_SLOTS_DEFAULT} (default: one rng)\n` +
+      '                   blk,file=IMG uses an existing image (create=SIZE makes a missing one); the I/O check\n' +
+      '                   only reads a file-backed disk unless scratch=SECTOR+COUNT names sectors it may overwrite',
     apply(s, v) {
-      s.devices = stringsOpt(v, 'device').map(parseDeviceArg);
+      const list = stringsOpt(v, 'device');
+      if (list.length > PLATFORM.MMIO_SLOTS_DEFAULT) throw new UsageError(`--device: at most ${PLATFORM.MMIO_SLOTS_DEFAULT} devices (one per slot), got ${list.length}`);
+      s.devices = list.map(parseDeviceArg);
+      for (const d of s.devices) {
+        if (d.slot !== undefined && d.slot >= PLATFORM.MMIO_SLOTS_DEFAULT) throw new UsageError(`--device ${d.type}: slot ${d.slot} out of range 0..${PLATFORM.MMIO_SLOTS_DEFAULT - 1}`);
+      }
       for (const d of s.devices) {
         if (!driverByName(d.type)) throw new UsageError(`--device: no driver for device type '${d.type}' (known: ${driverNames().join(', ')})`);
       }
@@ -85,16 +94,16 @@ export const RUN_OPTIONS: RunOption[] = [
     apply(s, v) {
       const b = stringOpt(v, 'bus');
       if (b === undefined) return;
-      if (b !== 'worker' && b !== 'inthread') throw new UsageError(`--bus: expected worker or inthread, got '${b}'`);
+      if (b !== 'worker' && b !== 'inthread') throw new UsageError(`--bus: expected worker or inthread, got '${shown(b)}'`);
       s.bus = b;
     },
   },
   {
     name: 'bytes',
     spec: { type: 'string' },
-    help: '--bytes N          I/O size per device (default 4096)',
+    help: `--bytes N          I/O size per device, 1 to ${RUN_LIMITS.maxIoBytes} (default 4096)`,
     apply(s, v) {
-      const n = intOpt(v, 'bytes', 1);
+      const n = intOpt(v, 'bytes', 1, RUN_LIMITS.maxIoBytes);
       if (n !== undefined) s.ioBytes = n;
     },
   },
@@ -105,16 +114,17 @@ export const RUN_OPTIONS: RunOption[] = [
     apply(s, v) {
       const k = stringOpt(v, 'pm');
       if (k === undefined) return;
-      if (k !== 'suspend' && k !== 'hibernate') throw new UsageError(`--pm: expected suspend or hibernate, got '${k}'`);
+      if (k !== 'suspend' && k !== 'hibernate') throw new UsageError(`--pm: expected suspend or hibernate, got '${shown(k)}'`);
       s.pm = k;
     },
   },
   {
     name: 'cycles',
     spec: { type: 'string' },
-    help: '--cycles N         sleep/wake cycles (default 1), I/O checked after each',
+    help: `--cycles N         sleep/wake cycles, 1 to ${RUN_LIMITS.maxCycles} (default 1), I/O checked after each;\n` +
+      `                   the report lists the first ${RUN_LIMITS.reportCycles} cycles and counts the rest (pmSummary)`,
     apply(s, v) {
-      const n = intOpt(v, 'cycles', 1);
+      const n = intOpt(v, 'cycles', 1, RUN_LIMITS.maxCycles);
       if (n !== undefined) s.cycles = n;
     },
   },
@@ -125,7 +135,7 @@ export const RUN_OPTIONS: RunOption[] = [
     apply(s, v) {
       const p = stringOpt(v, 'power');
       if (p === undefined) return;
-      if (!POWER_MODELS.includes(p as PowerModel)) throw new UsageError(`--power: expected ${POWER_MODELS.join(', ')}, got '${p}'`);
+      if (!POWER_MODELS.includes(p as PowerModel)) throw new UsageError(`--power: expected ${POWER_MODELS.join(', ')}, got '${shown(p)}'`);
       s.power = p as PowerModel;
     },
   },
@@ -143,15 +153,17 @@ export const RUN_OPTIONS: RunOption[] = [
   {
     name: 'fail',
     spec: { type: 'string', multiple: true },
-    help: '--fail P:SLOT[:E]  make PM callback P (e.g. suspend_noirq) of SLOT fail with errno E (default EIO); repeatable',
+    help: `--fail P:SLOT[:E]  make PM callback P (e.g. suspend_noirq) of SLOT fail with errno E (default EIO); at most ${RUN_LIMITS.maxFails}`,
     apply(s, v) {
-      s.fails = stringsOpt(v, 'fail').map(parseFail);
+      const list = stringsOpt(v, 'fail');
+      if (list.length > RUN_LIMITS.maxFails) throw new UsageError(`--fail: at most ${RUN_LIMITS.maxFails} injections, got ${list.length}`);
+      s.fails = list.map(parseFail);
     },
   },
   {
     name: 'scenario',
     spec: { type: 'string' },
-    help: '--scenario FILE    run the steps of a scenario file (JSON); combines with --json only',
+    help: '--scenario FILE    run the steps of a scenario file (JSON of at most 1 MiB, nested at most 16 deep); combines with --json and --trace only',
     apply(s, v) {
       const f = stringOpt(v, 'scenario');
       if (f !== undefined) s.scenario = f;

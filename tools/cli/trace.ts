@@ -1,16 +1,15 @@
 // virtio-emu trace: read a trace recorded with `run --trace FILE`.
 //   trace show FILE [--slot N] [--reg NAME] [--phase P] [--json]
 //   trace export --chrome FILE OUT.json
-import * as fs from 'node:fs';
 import { isPmCallbackName, PM_CALLBACKS } from '../../core/pm/pm.js';
-import { toChromeTrace } from '../trace/chrome.js';
-import { readTrace } from '../trace/reader.js';
-import { filterEvents, formatEvent, formatHeader, type ShowFilter } from '../trace/show.js';
-import { UsageError, boolOpt, intOpt, stringOpt, type CliCommand, type CliValues } from './args.js';
+import { writeChromeTrace } from '../trace/chrome.js';
+import { openTrace } from '../trace/reader.js';
+import { EventFilter, formatEvent, formatHeader, type ShowFilter } from '../trace/show.js';
+import { UsageError, boolOpt, intOpt, shown, stringOpt, type CliCommand, type CliValues } from './args.js';
 
 function showFilter(values: CliValues): ShowFilter {
   const f: ShowFilter = {};
-  const slot = intOpt(values, 'slot', 0);
+  const slot = intOpt(values, 'slot', 0, 0xffff_ffff);
   if (slot !== undefined) f.slot = slot;
   const reg = stringOpt(values, 'reg');
   if (reg !== undefined) f.reg = reg;
@@ -18,33 +17,40 @@ function showFilter(values: CliValues): ShowFilter {
   if (phase !== undefined) {
     // 'shutdown': device_shutdown()'s bus shutdown at a hibernation power-off
     if (phase !== 'shutdown' && !isPmCallbackName(phase))
-      throw new UsageError(`--phase: unknown PM phase '${phase}' (known: ${PM_CALLBACKS.join(', ')}, shutdown)`);
+      throw new UsageError(`--phase: unknown PM phase '${shown(phase)}' (known: ${PM_CALLBACKS.join(', ')}, shutdown)`);
     f.phase = phase;
   }
   return f;
 }
 
+/** Lines gathered before each write: a long trace never becomes one huge string. */
+const SHOW_BATCH = 4096;
+
 function show(values: CliValues, args: string[]): number {
   if (args.length !== 1) throw new UsageError('trace show: expected one trace FILE');
   if (boolOpt(values, 'chrome')) throw new UsageError('--chrome belongs to trace export');
-  const trace = readTrace(args[0]!, { partial: boolOpt(values, 'partial') });
-  const events = filterEvents(trace.events, showFilter(values));
+  const filter = new EventFilter(showFilter(values));
   const json = boolOpt(values, 'json');
+  const trace = openTrace(args[0]!, { partial: boolOpt(values, 'partial') });
   // `trace show FILE | head` closes the pipe early: that is not an error.
   process.stdout.on('error', (err: NodeJS.ErrnoException) => {
     if (err.code === 'EPIPE') process.exit(0);
     throw err;
   });
+  // Streams: events are read, filtered and printed a batch at a time. A
+  // problem found before the first batch is printed prints nothing.
   let lines: string[] = [json ? JSON.stringify(trace.header) : formatHeader(trace.header)];
-  for (const e of events) {
+  for (const e of trace.events()) {
+    if (!filter.accept(e)) continue;
     lines.push(json ? JSON.stringify(e) : formatEvent(e));
-    // Write in chunks: a long trace never becomes one huge string.
-    if (lines.length >= 4096) {
+    if (lines.length >= SHOW_BATCH) {
       process.stdout.write(`${lines.join('\n')}\n`);
       lines = [];
     }
   }
-  if (!trace.end) lines.push(json ? JSON.stringify({ type: 'partial', events: trace.events.length }) : '# trace ends without an end record (recording interrupted)');
+  if (!trace.end) {
+    lines.push(json ? JSON.stringify({ type: 'partial', events: trace.count }) : `# trace ends without an end record after ${trace.count} events (recording interrupted)`);
+  }
   if (lines.length) process.stdout.write(`${lines.join('\n')}\n`);
   return 0;
 }
@@ -54,13 +60,8 @@ function exportTrace(values: CliValues, args: string[]): number {
   if (args.length !== 2) throw new UsageError('trace export --chrome: expected FILE and OUT.json');
   for (const o of ['slot', 'reg', 'phase', 'json']) if (values[o] !== undefined) throw new UsageError(`--${o} belongs to trace show`);
   const [file, out] = args as [string, string];
-  const trace = readTrace(file, { partial: boolOpt(values, 'partial') });
-  const chrome = toChromeTrace(trace);
-  try {
-    fs.writeFileSync(out, `${JSON.stringify(chrome)}\n`);
-  } catch (err) {
-    throw new Error(`cannot write ${out}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
-  }
+  const trace = openTrace(file, { partial: boolOpt(values, 'partial') });
+  writeChromeTrace(trace.header, trace.events(), () => trace.end, out);
   return 0;
 }
 
@@ -77,7 +78,8 @@ export const command: CliCommand = {
     'export --chrome FILE OUT.json',
     '                  Chrome trace-event JSON: a track per device, PM callbacks as slices',
     '--partial         read a trace whose recording was interrupted',
-    'Filters combine: an event must pass all of them.',
+    'Filters combine: an event must pass all of them. Both commands stream: memory does not',
+    'grow with the trace; frames of at most 4 MiB are read. export writes OUT.json only when complete.',
   ].join('\n'),
   options: {
     slot: { type: 'string' },

@@ -11,6 +11,8 @@ import { mmioRegisterProperty, registerBoardDevices } from './mmio-registers.js'
 import { ringProperty } from './rings.js';
 import { statusDevices, statusFeatureProperty } from './status-features.js';
 import { WorkerRegisterFuzz } from './worker-registers.js';
+import { QtestLineFuzz } from './qtest-lines.js';
+import { traceReaderProperty } from './trace-reader.js';
 
 /** A property and what it needs around it (the worker one holds a machine). */
 export interface OpenProperty {
@@ -61,6 +63,21 @@ export const FUZZ_TARGETS: FuzzTarget[] = [
       const w = await WorkerRegisterFuzz.create();
       return { property: asRaw(w.property()), close: () => w.close() };
     },
+  },
+  {
+    name: 'qtest-lines',
+    description: 'random and mutated qtest command lines: one bounded OK/FAIL reply each, and the line splitter under random chunking',
+    batch: 10,
+    open: async () => {
+      const q = await QtestLineFuzz.create();
+      return { property: asRaw(q.property()), close: () => q.close() };
+    },
+  },
+  {
+    name: 'trace-reader',
+    description: 'random bytes and damaged traces through the trace reader, show and the Chrome export: a TraceFormatError or a read, bounded buffers',
+    batch: 50,
+    open: async () => ({ property: asRaw(traceReaderProperty()) }),
   },
 ];
 

@@ -6,7 +6,8 @@ import { featureHex } from '../../core/uapi/features.js';
 import { deviceName } from '../../core/uapi/ids.js';
 import type { TransportKind } from '../../emulator/board-contract.js';
 import { VirtioSystem, type SystemOptions } from '../system.js';
-import type { PmCycleReport, RunContext, RunPlan } from './plan.js';
+import { RUN_LIMITS } from '../limits.js';
+import { newPmSummary, type PmCycleReport, type PmSummary, type RunContext, type RunPlan } from './plan.js';
 
 export interface DeviceReport {
   slot: number;
@@ -26,6 +27,8 @@ export interface RunReport {
   ok: boolean;
   devices: DeviceReport[];
   pm?: PmCycleReport[];
+  /** Present when pm[] does not list every cycle: what all of them did. */
+  pmSummary?: PmSummary & { note: string };
   warnings: string[];
 }
 
@@ -41,7 +44,18 @@ export async function executePlan(plan: RunPlan): Promise<RunReport> {
   });
   recorder?.attachPm(sys.dpm);
   const machine = sys.machine;
-  const ctx: RunContext = { settings: plan.settings, sys, machine, virtioBus: sys.kernel.virtioBus, devices: [], pm: [], errors: [] };
+  const ctx: RunContext = {
+    settings: plan.settings,
+    sys,
+    machine,
+    virtioBus: sys.kernel.virtioBus,
+    devices: [],
+    pm: [],
+    pmSummary: newPmSummary(),
+    lastPm: null,
+    errors: [],
+    errorsDropped: 0,
+  };
   try {
     for (const step of plan.steps) {
       try {
@@ -84,18 +98,29 @@ function report(ctx: RunContext): RunReport {
       io: entry ? entry.stats(vdev) : { requests: 0, bytes: 0, errors: 0 },
     };
   });
-  const warnings = [
+  // At most RUN_LIMITS.reportWarnings lines, whatever the run did; the rest are counted.
+  const all = [
     ...kernel.warnings.map(formatWarning),
     ...kernel.messages.filter((m) => m.level === 'err').map((m) => `${m.dev}: ${m.msg}`),
     ...ctx.errors,
   ];
+  const unlisted = Math.max(0, all.length - RUN_LIMITS.reportWarnings) + ctx.errorsDropped + kernel.dropped;
+  const warnings = all.slice(0, RUN_LIMITS.reportWarnings);
+  if (unlisted) warnings.push(`... and ${unlisted} more problems and kernel messages not listed`);
   const ioErrors = devices.reduce((n, d) => n + d.io.errors, 0);
   // Kernel error messages are reported but do not decide the run by
   // themselves (an injected or refused PM callback logs one by design): the
   // run fails on WARN_ONs, step errors (a device not bound, or not working
   // after a cycle) and I/O errors.
-  const errs = kernel.warnings.length + ctx.errors.length;
+  const errs = kernel.warnings.length + kernel.warningsDropped + ctx.errors.length + ctx.errorsDropped;
   const r: RunReport = { ok: errs === 0 && ioErrors === 0, devices, warnings };
   if (ctx.settings.pm || ctx.pm.length) r.pm = ctx.pm;
+  const s = ctx.pmSummary;
+  if (s.listed < s.cycles) {
+    r.pmSummary = {
+      ...s,
+      note: `pm lists the first ${RUN_LIMITS.reportCycles} cycles and later ones that failed (up to ${2 * RUN_LIMITS.reportCycles} in all); every cycle is counted here`,
+    };
+  }
   return r;
 }

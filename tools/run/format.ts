@@ -30,6 +30,11 @@ export function formatText(r: RunReport): string {
         (c.platformEnterError ? `, powered off despite ${c.platformEnterError}` : ''),
     );
   }
+  const s = r.pmSummary;
+  if (s) {
+    const results = Object.entries(s.results).map(([res, n]) => `${n} ${res === '0' ? 'ok' : res}`).join(', ');
+    lines.push(`${s.cycles} cycles in all (${s.cycles - s.listed} not listed): ${results}; devices not ok after ${s.devicesNotOk}`);
+  }
   for (const w of r.warnings) lines.push(`warning: ${w}`);
   lines.push(r.ok ? 'ok' : 'FAILED');
   return `${lines.join('\n')}\n`;

@@ -2,14 +2,17 @@
 // it takes against one system (probe, I/O, PM cycles) and the context they
 // share. `virtio-emu run` builds a plan from its options, a scenario file
 // from its steps; both execute it with executePlan().
-import { driverForDeviceId } from '../../core/drivers/index.js';
+import { driverForDeviceId, type ExerciseOptions } from '../../core/drivers/index.js';
 import type { PmCallRecord, PmInjection } from '../../core/pm/dpm.js';
 import type { HibernationMode, PmTransition } from '../../core/pm/system.js';
 import { errnoName } from '../../core/uapi/errno.js';
 import { deviceName } from '../../core/uapi/ids.js';
 import type { VirtioBus, VirtioDevice } from '../../core/virtio.js';
 import type { TransportKind } from '../../emulator/board-contract.js';
+import { modelOptions } from '../../emulator/board.js';
+import { parseBlkOptions } from '../../emulator/devices/blk/options.js';
 import type { BusKind, Machine, MachineDevice } from '../../emulator/machine.js';
+import { RUN_LIMITS } from '../limits.js';
 import type { PowerModel, SystemOptions, VirtioSystem } from '../system.js';
 
 export interface RunSettings {
@@ -69,6 +72,22 @@ export interface PmCycleReport {
   devicesOk: boolean;
 }
 
+/**
+ * Every PM cycle of a run, counted. The report lists the first
+ * RUN_LIMITS.reportCycles cycles in full and, after those, only cycles that
+ * failed (up to as many again), so its size does not grow with --cycles.
+ */
+export interface PmSummary {
+  /** Cycles run. */
+  cycles: number;
+  /** Cycles listed in the report's pm[]. */
+  listed: number;
+  /** Cycles per result ("0", "-EBUSY", ...). */
+  results: Record<string, number>;
+  /** Cycles after which some device did not do its I/O. */
+  devicesNotOk: number;
+}
+
 export interface RunContext {
   readonly settings: RunSettings;
   readonly sys: VirtioSystem;
@@ -76,9 +95,43 @@ export interface RunContext {
   /** The modelled kernel's virtio bus, with every driver registered. */
   readonly virtioBus: VirtioBus;
   devices: RunDevice[];
+  /** The cycles listed in the report (see PmSummary). */
   readonly pm: PmCycleReport[];
-  /** One line per problem; any entry makes the run fail. */
+  readonly pmSummary: PmSummary;
+  /** The last cycle run, listed or not. */
+  lastPm: PmCycleReport | null;
+  /** One line per problem; any entry makes the run fail. Cycles add theirs through cycleErrors(). */
   readonly errors: string[];
+  /** Problems of PM cycles not kept in `errors` (past RUN_LIMITS.reportWarnings). */
+  errorsDropped: number;
+}
+
+export function newPmSummary(): PmSummary {
+  return { cycles: 0, listed: 0, results: {}, devicesNotOk: 0 };
+}
+
+/** Count a finished cycle, list it if the report has room for it, and let the PM core forget its records. */
+export function recordPmCycle(ctx: RunContext, c: PmCycleReport): void {
+  const s = ctx.pmSummary;
+  s.cycles++;
+  s.results[c.result] = (s.results[c.result] ?? 0) + 1;
+  if (!c.devicesOk) s.devicesNotOk++;
+  const failed = c.result !== '0' || !c.devicesOk;
+  if (s.cycles <= RUN_LIMITS.reportCycles || (failed && s.listed < 2 * RUN_LIMITS.reportCycles)) {
+    ctx.pm.push(c);
+    s.listed++;
+  }
+  ctx.lastPm = c;
+  // The transition's records are in c.phases: the PM core need not keep them.
+  ctx.sys.dpm.trimRecord();
+}
+
+/** Problems a cycle found: kept in ctx.errors up to RUN_LIMITS.reportWarnings, counted after. */
+export function cycleErrors(ctx: RunContext, lines: readonly string[]): void {
+  for (const l of lines) {
+    if (ctx.errors.length < RUN_LIMITS.reportWarnings) ctx.errors.push(l);
+    else ctx.errorsDropped++;
+  }
 }
 
 export interface RunStep {
@@ -109,14 +162,27 @@ export const probeStep: RunStep = {
   },
 };
 
+/**
+ * What the I/O check of the device in `slot` may do: a blk disk backed by
+ * the user's image file is only read, unless its scratch= option names
+ * sectors the check may overwrite; a RAM disk is written at its end and
+ * put back (or written in its scratch range).
+ */
+export function exerciseOptions(ctx: RunContext, slot: number, bytes: number): ExerciseOptions {
+  const spec = ctx.machine.config.devices[slot];
+  if (spec?.type !== 'blk') return { bytes };
+  const o = parseBlkOptions(modelOptions(spec));
+  return { bytes, blkWrites: o.scratch ?? (o.file !== undefined ? null : 'end') };
+}
+
 /** Run each bound device's default I/O; returns the problems found. */
 export function exerciseAll(ctx: RunContext): string[] {
   const failures: string[] = [];
-  for (const { vdev } of ctx.devices) {
+  for (const { vdev, slot } of ctx.devices) {
     if (!vdev.driver) continue;
     const entry = driverForDeviceId(vdev.id.device);
     if (!entry) continue;
-    failures.push(...entry.exercise(vdev, { bytes: ctx.settings.ioBytes }).failures);
+    failures.push(...entry.exercise(vdev, exerciseOptions(ctx, slot, ctx.settings.ioBytes)).failures);
   }
   return failures;
 }
@@ -160,16 +226,17 @@ export function pmStep(kind: 'suspend' | 'hibernate', cycles: number, power: Pow
     name: `pm ${kind}`,
     run(ctx) {
       for (const f of fails) ctx.sys.injectPmFailure(f);
+      const fired = new Set<PmInjection>();
       for (let cycle = 1; cycle <= cycles; cycle++) {
         const t = pmCycle(ctx.sys, kind, power, mode);
         const failures = exerciseAll(ctx);
-        ctx.errors.push(...failures.map((f) => `${kind} cycle ${cycle}: ${f}`));
-        ctx.pm.push(pmCycleReport(t, cycle, power, failures.length === 0));
+        cycleErrors(ctx, failures.map((f) => `${kind} cycle ${cycle}: ${f}`));
+        for (const f of fails) if (t.records.some((p) => p.phase === f.phase && p.slot === f.device)) fired.add(f);
+        recordPmCycle(ctx, pmCycleReport(t, cycle, power, failures.length === 0));
         ctx.settings.onCycle?.(cycle, cycles);
       }
       for (const f of fails) {
-        const fired = ctx.pm.some((c) => c.phases.some((p) => p.phase === f.phase && p.slot === f.device));
-        if (!fired) ctx.errors.push(`--fail ${f.phase}:${f.device}: no such callback ran in a ${kind} cycle`);
+        if (!fired.has(f)) ctx.errors.push(`--fail ${f.phase}:${f.device}: no such callback ran in a ${kind} cycle`);
       }
     },
   };

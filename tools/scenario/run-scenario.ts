@@ -2,7 +2,8 @@
 // starts if it is invalid), turn its steps into run steps after the probe,
 // execute them on one system and report. The first failing step stops the
 // scenario; the steps after it are reported as skipped.
-import { readFileSync } from 'node:fs';
+import { closeSync, openSync, readSync } from 'node:fs';
+import { SCENARIO_LIMITS } from '../limits.js';
 import { BusError } from '../../core/bus.js';
 import type { PmInjection } from '../../core/pm/dpm.js';
 import { executePlan } from '../run/execute.js';
@@ -25,19 +26,51 @@ function jsonErrorMessage(text: string, err: unknown): string {
   const before = text.slice(0, pos);
   const line = before.split('\n').length;
   const column = pos - before.lastIndexOf('\n');
-  return `${msg.replace(/ in JSON at position \d+.*$/, '').replace(/ at position \d+.*$/, '')} at line ${line} column ${column}`;
+  const what = msg.replace(/ in JSON at position \d+.*$/, '').replace(/ at position \d+.*$/, '');
+  return `${what.length > 120 ? `${what.slice(0, 117)}...` : what} at line ${line} column ${column}`;
+}
+
+/**
+ * A scenario file's text: at most SCENARIO_LIMITS.maxFileBytes are read,
+ * whatever the file is (a FIFO or /dev/zero has no size to check first).
+ */
+function readScenarioText(file: string): string {
+  const cant = (e: NodeJS.ErrnoException): UsageError => {
+    const why = e.code === 'ENOENT' ? 'no such file' : e.code === 'EACCES' ? 'permission denied' : e.code === 'EISDIR' ? 'is a directory' : (e.code ?? e.message);
+    return new UsageError(`cannot read scenario '${file}': ${why}`);
+  };
+  let fd: number;
+  try {
+    fd = openSync(file, 'r');
+  } catch (err) {
+    throw cant(err as NodeJS.ErrnoException);
+  }
+  try {
+    const max = SCENARIO_LIMITS.maxFileBytes;
+    const buf = Buffer.allocUnsafe(max + 1);
+    let n = 0;
+    try {
+      for (;;) {
+        const got = readSync(fd, buf, n, buf.length - n, null);
+        if (got === 0) break;
+        n += got;
+        if (n > max) throw new UsageError(`scenario '${file}' is larger than ${max} bytes`);
+      }
+    } catch (err) {
+      if (err instanceof UsageError) throw err;
+      throw cant(err as NodeJS.ErrnoException);
+    }
+    const text = buf.toString('utf8', 0, n);
+    // A UTF-8 byte order mark (editors on Windows write one) is not part of the JSON.
+    return text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
+  } finally {
+    closeSync(fd);
+  }
 }
 
 /** Read, parse and validate a scenario file; usage errors (exit 2) for every way it can be wrong. */
 export function loadScenario(file: string, opts: Omit<ValidateOptions, 'file'> = {}): Scenario {
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (err) {
-    const e = err as NodeJS.ErrnoException;
-    const why = e.code === 'ENOENT' ? 'no such file' : e.code === 'EACCES' ? 'permission denied' : e.code === 'EISDIR' ? 'is a directory' : e.message;
-    throw new UsageError(`cannot read scenario '${file}': ${why}`);
-  }
+  const text = readScenarioText(file);
   let raw: unknown;
   try {
     raw = JSON.parse(text);

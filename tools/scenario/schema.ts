@@ -28,7 +28,11 @@
 //   expect         [device], works, driver, status (byte or bit names), noirqState,
 //                  register {name, value, width}, consoleSize {cols, rows},
 //                  pm {result, failedStep, devicesOk} (the last cycle), noWarnings
-// The first step that fails stops the scenario.
+// The first step that fails stops the scenario. Bounds (tools/limits.ts,
+// checked before anything runs): a file of at most 1 MiB nested at most 16
+// deep, 10 000 steps, bytes at most 16 MiB, 256 MiB per blk step and 1 GiB
+// written in all, 1 000 000 cycles in all, 64 injections per pm step,
+// slots 1..4096, ramSize 4096 B..3 GiB.
 import type { PmCallbackName } from '../../core/pm/pm.js';
 import type { HibernationMode } from '../../core/pm/system.js';
 import type { BusKind } from '../../emulator/machine.js';

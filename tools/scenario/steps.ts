@@ -11,7 +11,7 @@ import { SECTOR_SIZE } from '../../core/uapi/blk.js';
 import { errnoName } from '../../core/uapi/errno.js';
 import { statusString } from '../../core/uapi/status.js';
 import { VIRTIO_NOIRQ_ENTERED, VIRTIO_NOIRQ_NONE, VIRTIO_NOIRQ_RESTORED, type VirtioDevice } from '../../core/virtio.js';
-import { exerciseAll, pmCycle, pmCycleReport, type PmCycleReport, type RunContext } from '../run/plan.js';
+import { exerciseAll, exerciseOptions, pmCycle, pmCycleReport, recordPmCycle, type PmCycleReport, type RunContext } from '../run/plan.js';
 import { BlkShadow, blkData, describeData, firstDifference } from './blk-data.js';
 import type { DeviceRef, NoirqStateName, PmExpect, Step } from './schema.js';
 
@@ -137,7 +137,7 @@ function exercise(ctx: RunContext, step: Extract<Step, { do: 'exercise' }>): str
     const vdev = vdevOf(ctx, step.device);
     const entry = driverForDeviceId(vdev.id.device);
     if (!entry) throw new StepFailure(`no driver entry for ${step.device.type}`);
-    const r = entry.exercise(vdev, { bytes: step.bytes });
+    const r = entry.exercise(vdev, exerciseOptions(ctx, step.device.slot, step.bytes));
     if (r.failures.length) throw new StepFailure(r.failures.join('; '));
     return `I/O check passed (${r.requests} requests, ${r.bytes} bytes so far)`;
   }
@@ -175,15 +175,24 @@ function pm(ctx: RunContext, state: ScenarioState, step: Extract<Step, { do: 'pm
   const injections: PmInjection[] = step.fail.map((f) => ({ phase: f.phase, device: f.slot, errno: f.errno }));
   // Without failures injected a cycle must succeed and leave every device working.
   const expect: PmExpect | null = step.expect ?? (injections.length ? null : { result: 0, devicesOk: true });
-  const cycles: PmCycleReport[] = [];
+  // Counted, not kept: a step may run a million cycles.
+  let ran = 0;
+  let ok = 0;
+  let last: PmCycleReport | null = null;
+  const fired = new Set<number>();
   for (const i of injections) ctx.sys.injectPmFailure(i);
   try {
     for (let cycle = 1; cycle <= step.cycles; cycle++) {
       const t: PmTransition = pmCycle(ctx.sys, step.kind, step.power, step.mode ?? 'shutdown');
       const failures = exerciseAll(ctx);
       const report: PmCycleReport = pmCycleReport(t, cycle, step.power, failures.length === 0);
-      ctx.pm.push(report);
-      cycles.push(report);
+      step.fail.forEach((f, i) => {
+        if (t.records.some((p) => p.phase === f.phase && p.slot === f.slot)) fired.add(i);
+      });
+      recordPmCycle(ctx, report);
+      ran++;
+      if (report.result === '0') ok++;
+      last = report;
       state.cyclesDone++;
       ctx.settings.onCycle?.(state.cyclesDone, state.totalCycles);
       const bad = expect ? pmMismatch(report, expect) : null;
@@ -200,21 +209,19 @@ function pm(ctx: RunContext, state: ScenarioState, step: Extract<Step, { do: 'pm
       if (at >= 0) list.splice(at, 1);
     }
   }
-  for (const f of step.fail) {
-    if (!cycles.some((c) => c.phases.some((p) => p.phase === f.phase && p.slot === f.slot))) {
-      throw new StepFailure(`injected ${f.phase} failure on slot ${f.slot} never ran (no such callback in a ${step.kind} cycle)`);
-    }
-  }
-  const ok = cycles.filter((c) => c.result === '0').length;
-  const last = cycles[cycles.length - 1]!;
+  step.fail.forEach((f, i) => {
+    if (!fired.has(i)) throw new StepFailure(`injected ${f.phase} failure on slot ${f.slot} never ran (no such callback in a ${step.kind} cycle)`);
+  });
+  const end = last as PmCycleReport | null;
+  if (!end) throw new StepFailure('no cycle ran');
   const times = step.cycles > 1 ? ` x${step.cycles}` : '';
-  const outcome = ok === cycles.length ? 'ok' : `${cycles.length - ok} aborted (${last.result}${last.failedStep ? ` in ${last.failedStep}` : ''})`;
+  const outcome = ok === ran ? 'ok' : `${ran - ok} aborted (${end.result}${end.failedStep ? ` in ${end.failedStep}` : ''})`;
   // The devices whose drivers came back in the noirq phase (the patch's path).
   const noirq = ctx.devices.filter((d) => d.vdev.noirqState === VIRTIO_NOIRQ_RESTORED).map((d) => state.names.get(d.slot) ?? d.vdev.name);
   const via = noirq.length ? `, back in restore_noirq: ${noirq.join(', ')}` : '';
   const mode = step.kind === 'hibernate' ? `, hibernation mode ${step.mode}` : '';
-  const fellThrough = last.platformEnterError ? ` (powered off despite ${last.platformEnterError})` : '';
-  return `${step.kind}${times} (power ${step.power}): ${outcome}${fellThrough}, ${last.phases.length} callbacks per cycle${via}${mode}`;
+  const fellThrough = end.platformEnterError ? ` (powered off despite ${end.platformEnterError})` : '';
+  return `${step.kind}${times} (power ${step.power}): ${outcome}${fellThrough}, ${end.phases.length} callbacks per cycle${via}${mode}`;
 }
 
 // ---------------------------------------------------------------------------
@@ -227,7 +234,7 @@ function expectStep(ctx: RunContext, step: Extract<Step, { do: 'expect' }>): str
     let failures: string[];
     if (vdev) {
       const entry = driverForDeviceId(vdev.id.device);
-      failures = entry ? entry.exercise(vdev, { bytes: 4096 }).failures : [`no driver entry for ${step.device!.type}`];
+      failures = entry ? entry.exercise(vdev, exerciseOptions(ctx, step.device!.slot, 4096)).failures : [`no driver entry for ${step.device!.type}`];
     } else {
       failures = exerciseAll(ctx);
     }
@@ -265,7 +272,7 @@ function expectStep(ctx: RunContext, step: Extract<Step, { do: 'expect' }>): str
     seen.push(`size ${ws.cols}x${ws.rows}`);
   }
   if (step.pm) {
-    const last = ctx.pm[ctx.pm.length - 1];
+    const last = ctx.lastPm;
     if (!last) throw new StepFailure('no PM cycle has run');
     const bad = pmMismatch(last, step.pm);
     if (bad) throw new StepFailure(`last ${last.kind} cycle: ${bad}`);

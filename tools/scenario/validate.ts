@@ -7,7 +7,6 @@ import { isAbsolute, resolve } from 'node:path';
 import { PLATFORM } from '../../core/bus.js';
 import { PM_CALLBACKS, isPmCallbackName } from '../../core/pm/pm.js';
 import type { HibernationMode } from '../../core/pm/system.js';
-import { SECTOR_SIZE } from '../../core/uapi/blk.js';
 import { EIO, errnoByName } from '../../core/uapi/errno.js';
 import { REG, type RegName } from '../../core/uapi/mmio.js';
 import {
@@ -20,13 +19,15 @@ import {
   VIRTIO_CONFIG_S_SUSPEND,
 } from '../../core/uapi/status.js';
 import { UsageError } from '../usage-error.js';
+import { RUN_LIMITS, SCENARIO_LIMITS } from '../limits.js';
 import { deviceTypes } from '../../emulator/devices/catalog.js';
-import type { BusKind } from '../../emulator/machine.js';
+import { MACHINE_LIMITS, type BusKind } from '../../emulator/machine.js';
 import type { DeviceOptionValue, TransportKind } from '../../emulator/board-contract.js';
 import type { PowerModel } from '../system.js';
 import { consoleOutConflictsWithJson, preflightDevice } from './preflight.js';
 import {
   STEP_FIELDS,
+  totalCycles,
   type DataSpec,
   type DeviceRef,
   type NoirqStateName,
@@ -50,9 +51,11 @@ export class ScenarioError extends UsageError {
   constructor(
     readonly source: string,
     readonly issues: ScenarioIssue[],
+    /** Problems found, including those past SCENARIO_LIMITS.maxIssues that were not kept. */
+    readonly total = issues.length,
   ) {
     const first = issues[0] ?? { path: '', message: 'invalid scenario' };
-    const more = issues.length > 1 ? ` (and ${issues.length - 1} more problem${issues.length > 2 ? 's' : ''})` : '';
+    const more = total > 1 ? ` (and ${total - 1} more problem${total > 2 ? 's' : ''})` : '';
     super(`${source}: ${first.path ? `${first.path}: ` : ''}${first.message}${more}`);
     this.name = 'ScenarioError';
   }
@@ -94,20 +97,31 @@ const STEP_DEVICE: Partial<Record<StepKind, string>> = {
   'console-write': 'console',
   'console-input': 'console',
 };
+/** What an option or inject argument may be called ('__proto__' may not). */
+const OPTION_NAME = /^[A-Za-z][\w.-]{0,63}$/;
 /** Device options that name host files: resolved against the scenario's directory. */
 const PATH_OPTIONS: Record<string, readonly string[]> = { blk: ['file'], console: ['out', 'in'] };
-/** Sectors one blk step may cover at most (its data is generated in memory). */
-const MAX_STEP_SECTORS = (256 * 1024 * 1024) / SECTOR_SIZE;
+const MAX_STEP_SECTORS = SCENARIO_LIMITS.maxStepSectors;
 
 type Json = Record<string, unknown>;
 
-const at = (path: string, key: string | number): string => (typeof key === 'number' ? `${path}[${key}]` : path ? `${path}.${key}` : key);
+/** A key as a path shows it: long ones cut, so a message stays one short line. */
+function keyText(key: string): string {
+  return key.length > 64 ? `${key.slice(0, 61)}...` : key;
+}
 
+const at = (path: string, key: string | number): string => (typeof key === 'number' ? `${path}[${key}]` : path ? `${path}.${keyText(key)}` : keyText(key));
+
+/** At most 40 characters of a value (the document was checked for depth first, so stringify is safe). */
 function show(v: unknown): string {
   if (v === undefined) return 'nothing';
-  const s = JSON.stringify(v);
+  if (typeof v === 'string' && v.length > 40) return `${JSON.stringify(v.slice(0, 36)).slice(0, -1)}...`;
+  const s = JSON.stringify(v) ?? String(v);
   return s.length > 40 ? `${s.slice(0, 37)}...` : s;
 }
+
+/** Own properties only: a key such as 'constructor' or 'toString' is not in a table because Object.prototype has it. */
+const has = (o: object, k: string): boolean => Object.hasOwn(o, k);
 
 /** Levenshtein distance, for "did you mean" hints. */
 function distance(a: string, b: string): number {
@@ -125,6 +139,8 @@ function distance(a: string, b: string): number {
 }
 
 function hint(word: string, choices: readonly string[]): string {
+  // Distance is quadratic: long words get no hint.
+  if (word.length > 64) return '';
   const best = choices.map((c) => [c, distance(word.toLowerCase(), c.toLowerCase())] as const).sort((x, y) => x[1] - y[1])[0];
   return best && best[1] <= 2 ? `; did you mean '${best[0]}'?` : '';
 }
@@ -132,10 +148,17 @@ function hint(word: string, choices: readonly string[]): string {
 /** Reads typed values out of parsed JSON, recording what is wrong and where. */
 class Checker {
   readonly issues: ScenarioIssue[] = [];
+  /** Problems found, kept or not. */
+  total = 0;
 
   fail(path: string, message: string): undefined {
-    this.issues.push({ path, message });
+    this.total++;
+    if (this.issues.length < SCENARIO_LIMITS.maxIssues) this.issues.push({ path, message });
     return undefined;
+  }
+
+  get full(): boolean {
+    return this.issues.length >= SCENARIO_LIMITS.maxIssues;
   }
 
   object(v: unknown, path: string): Json | undefined {
@@ -151,19 +174,28 @@ class Checker {
   /** Unknown fields are errors (a typo must not be silently ignored). */
   fields(o: Json, path: string, allowed: readonly string[]): void {
     for (const k of Object.keys(o)) {
-      if (!allowed.includes(k)) this.fail(at(path, k), `unknown field${hint(k, allowed)} (known: ${allowed.join(', ')})`);
+      if (allowed.includes(k)) continue;
+      if (this.full) this.total++;
+      else this.fail(at(path, k), `unknown field${hint(k, allowed)} (known: ${allowed.join(', ')})`);
     }
+  }
+
+  /** o[key] if o has it as its own property (JSON.parse only makes own ones; this keeps it so). */
+  get(o: Json, key: string): unknown {
+    return has(o, key) ? o[key] : undefined;
   }
 
   /** o[key] through read(), or a "missing" issue. */
   need<T>(o: Json, key: string, path: string, read: (v: unknown, p: string) => T | undefined): T | undefined {
-    if (o[key] === undefined) return this.fail(at(path, key), 'missing (required)');
-    return read(o[key], at(path, key));
+    const v = this.get(o, key);
+    if (v === undefined) return this.fail(at(path, key), 'missing (required)');
+    return read(v, at(path, key));
   }
 
   /** o[key] through read(), or fallback when absent. */
   opt<T>(o: Json, key: string, path: string, fallback: T, read: (v: unknown, p: string) => T | undefined): T | undefined {
-    return o[key] === undefined ? fallback : read(o[key], at(path, key));
+    const v = this.get(o, key);
+    return v === undefined ? fallback : read(v, at(path, key));
   }
 
   string(v: unknown, path: string): string | undefined {
@@ -186,6 +218,13 @@ class Checker {
     return v;
   }
 
+  /** An integer in [min, max]. */
+  bounded(v: unknown, path: string, min: number, max: number, unit = ''): number | undefined {
+    const n = this.int(v, path, min);
+    if (n !== undefined && n > max) return this.fail(path, `at most ${max}${unit}, got ${n}`);
+    return n;
+  }
+
   oneOf<T extends string>(v: unknown, path: string, choices: readonly T[]): T | undefined {
     if (typeof v !== 'string' || !choices.includes(v as T)) {
       return this.fail(path, `expected one of ${choices.join(', ')}, got ${show(v)}${typeof v === 'string' ? hint(v, choices) : ''}`);
@@ -196,10 +235,12 @@ class Checker {
   /** Bytes: an integer, or "64M"-style text (K/M/G binary multiples). */
   size(v: unknown, path: string): number | undefined {
     if (typeof v === 'number') return this.int(v, path, 1, 'a size in bytes');
-    const m = typeof v === 'string' ? /^\s*(\d+)\s*([KMG]?)(?:i?B)?\s*$/i.exec(v) : null;
+    const m = typeof v === 'string' && v.length <= 32 ? /^\s*(\d+)\s*([KMG]?)(?:i?B)?\s*$/i.exec(v) : null;
     if (!m) return this.fail(path, `expected a size (bytes, or a number with K, M or G), got ${show(v)}`);
     const mult: Record<string, number> = { '': 1, K: 1 << 10, M: 1 << 20, G: 1 << 30 };
-    return Number(m[1]) * mult[m[2]!.toUpperCase()]!;
+    const n = Number(m[1]) * mult[m[2]!.toUpperCase()]!;
+    if (!Number.isSafeInteger(n)) return this.fail(path, `size ${show(v)} is too large`);
+    return n;
   }
 
   /** A positive errno: "EIO", "-EIO" or 5. */
@@ -248,14 +289,19 @@ function readDevice(c: Checker, v: unknown, path: string, baseDir: string, json:
   const transport = c.opt<TransportKind>(o, 'transport', path, 'mmio', (x, p) => c.oneOf(x, p, TRANSPORTS));
   const slot = c.opt<number | undefined>(o, 'slot', path, undefined, (x, p) => c.int(x, p, 0));
   const options: Record<string, DeviceOptionValue> = {};
-  const raw = o['options'] === undefined ? {} : c.object(o['options'], at(path, 'options'));
+  const rawOptions = c.get(o, 'options');
+  const raw = rawOptions === undefined ? {} : c.object(rawOptions, at(path, 'options'));
   if (raw) {
     for (const [k, x] of Object.entries(raw)) {
+      if (!OPTION_NAME.test(k)) {
+        c.fail(at(at(path, 'options'), k), 'expected an option name (letters, digits, _ . -, starting with a letter)');
+        continue;
+      }
       if (typeof x !== 'string' && typeof x !== 'number' && typeof x !== 'boolean') {
         c.fail(at(at(path, 'options'), k), `expected a string, number or boolean, got ${show(x)}`);
         continue;
       }
-      options[k] = typeof x === 'string' && type && PATH_OPTIONS[type]?.includes(k) && !(k === 'out' && (x === 'stdout' || x === 'none')) && !isAbsolute(x) ? resolve(baseDir, x) : x;
+      options[k] = typeof x === 'string' && type && has(PATH_OPTIONS, type) && PATH_OPTIONS[type]!.includes(k) && !(k === 'out' && (x === 'stdout' || x === 'none')) && !isAbsolute(x) ? resolve(baseDir, x) : x;
     }
   }
   if (type === undefined || transport === undefined) return undefined;
@@ -274,10 +320,21 @@ function readMachine(c: Checker, v: unknown, baseDir: string, json: boolean): Sc
   if (!o) return undefined;
   c.fields(o, path, ['bus', 'slots', 'ramSize', 'devices']);
   const bus = c.opt<BusKind>(o, 'bus', path, 'worker', (x, p) => c.oneOf(x, p, BUSES));
-  const slots = c.opt<number | undefined>(o, 'slots', path, undefined, (x, p) => c.int(x, p, 1));
-  const ramSize = c.opt<number | undefined>(o, 'ramSize', path, undefined, (x, p) => c.size(x, p));
+  const slots = c.opt<number | undefined>(o, 'slots', path, undefined, (x, p) => c.bounded(x, p, 1, MACHINE_LIMITS.maxSlots, ' slots'));
+  const ramSize = c.opt<number | undefined>(o, 'ramSize', path, undefined, (x, p) => {
+    const n = c.size(x, p);
+    if (n !== undefined && (n < MACHINE_LIMITS.minRamSize || n > MACHINE_LIMITS.maxRamSize)) {
+      return c.fail(p, `expected ${MACHINE_LIMITS.minRamSize} to ${MACHINE_LIMITS.maxRamSize} bytes (RAM ends below 4 GiB), got ${show(x)}`);
+    }
+    return n;
+  });
   const list = c.need(o, 'devices', path, (x, p) => c.array(x, p));
   if (list && list.length === 0) c.fail(at(path, 'devices'), 'expected at least one device');
+  const room = slots ?? PLATFORM.MMIO_SLOTS_DEFAULT;
+  if (list && list.length > room) {
+    c.fail(at(path, 'devices'), `${list.length} devices do not fit in ${room} slots`);
+    return undefined;
+  }
   const read = (list ?? []).map((d, i) => readDevice(c, d, at(at(path, 'devices'), i), baseDir, json));
   if (bus === undefined || read.some((d) => d === undefined)) return undefined;
   const devices = place(c, read as DeviceEntry[], slots ?? PLATFORM.MMIO_SLOTS_DEFAULT);
@@ -336,15 +393,15 @@ function deviceRef(ctx: Ctx, v: unknown, path: string, kind: StepKind): DeviceRe
   } else {
     return c.fail(path, `expected a device name or slot number, got ${show(v)}`);
   }
-  const need = STEP_DEVICE[kind];
+  const need = has(STEP_DEVICE, kind) ? STEP_DEVICE[kind] : undefined;
   if (need && d.type !== need) return c.fail(path, `'${d.name}' is a ${d.type} device; ${kind} needs a ${need} device`);
   return { name: d.name, slot: d.slot, type: d.type };
 }
 
 /** seed or pattern (exactly one); `required` false allows neither. */
 function dataSpec(c: Checker, o: Json, path: string, required: boolean): DataSpec | null | undefined {
-  const hasSeed = o['seed'] !== undefined;
-  const hasPattern = o['pattern'] !== undefined;
+  const hasSeed = c.get(o, 'seed') !== undefined;
+  const hasPattern = c.get(o, 'pattern') !== undefined;
   if (hasSeed && hasPattern) return c.fail(at(path, 'pattern'), 'give either seed or pattern, not both');
   if (hasSeed) {
     const seed = c.int(o['seed'], at(path, 'seed'), 0);
@@ -415,7 +472,7 @@ function register(ctx: Ctx, v: unknown, path: string): RegisterExpect | undefine
       const off = parseInt(cfg[1]!, 16);
       return off < 0x100 ? { name: s, offset: REG.Config + off } : c.fail(p, `config offset 0x${off.toString(16)} is past the 0x100 bytes of config space`);
     }
-    if (s in REG) return { name: s, offset: REG[s as RegName] };
+    if (has(REG, s)) return { name: s, offset: REG[s as RegName] };
     return c.fail(p, `unknown register '${s}'${hint(s, regs)} (a virtio-mmio register name, or Config+0xNN)`);
   });
   const value = c.need(o, 'value', path, (x, p) => c.int(x, p, 0, 'an integer >= 0'));
@@ -430,7 +487,7 @@ function status(c: Checker, v: unknown, path: string): number | undefined {
   if (!Array.isArray(v)) return c.fail(path, `expected a number or a list of status bits (${Object.keys(STATUS_BITS).join(', ')}), got ${show(v)}`);
   let s = 0;
   for (const [i, n] of v.entries()) {
-    const bit = typeof n === 'string' ? STATUS_BITS[n] : undefined;
+    const bit = typeof n === 'string' && has(STATUS_BITS, n) ? STATUS_BITS[n] : undefined;
     if (bit === undefined) c.fail(at(path, i), `expected a status bit (${Object.keys(STATUS_BITS).join(', ')}), got ${show(n)}`);
     else s |= bit;
   }
@@ -507,7 +564,7 @@ function readStep(ctx: Ctx, v: unknown, path: string, sawPm: boolean): Step | un
   switch (kind) {
     case 'rng-read': {
       const device = dev();
-      const bytes = c.opt(o, 'bytes', path, 4096, (x, p) => c.int(x, p, 1));
+      const bytes = c.opt(o, 'bytes', path, 4096, (x, p) => c.bounded(x, p, 1, RUN_LIMITS.maxIoBytes, ' bytes'));
       return device && bytes !== undefined ? { do: kind, device, bytes } : undefined;
     }
     case 'blk-write': {
@@ -541,7 +598,7 @@ function readStep(ctx: Ctx, v: unknown, path: string, sawPm: boolean): Step | un
     }
     case 'exercise': {
       const device = o['device'] === undefined ? null : deviceRef(ctx, o['device'], at(path, 'device'), kind);
-      const bytes = c.opt(o, 'bytes', path, 4096, (x, p) => c.int(x, p, 1));
+      const bytes = c.opt(o, 'bytes', path, 4096, (x, p) => c.bounded(x, p, 1, RUN_LIMITS.maxIoBytes, ' bytes'));
       return device !== undefined && bytes !== undefined ? { do: kind, device, bytes } : undefined;
     }
     case 'inject': {
@@ -550,7 +607,8 @@ function readStep(ctx: Ctx, v: unknown, path: string, sawPm: boolean): Step | un
       const args: Record<string, DeviceOptionValue> = {};
       const raw = o['args'] === undefined ? {} : c.object(o['args'], at(path, 'args'));
       for (const [k, x] of Object.entries(raw ?? {})) {
-        if (typeof x === 'string' || typeof x === 'number' || typeof x === 'boolean') args[k] = x;
+        if (!OPTION_NAME.test(k)) c.fail(at(at(path, 'args'), k), 'expected an argument name (letters, digits, _ . -, starting with a letter)');
+        else if (typeof x === 'string' || typeof x === 'number' || typeof x === 'boolean') args[k] = x;
         else c.fail(at(at(path, 'args'), k), `expected a string, number or boolean, got ${show(x)}`);
       }
       return device && event !== undefined ? { do: kind, device, event, args } : undefined;
@@ -560,8 +618,9 @@ function readStep(ctx: Ctx, v: unknown, path: string, sawPm: boolean): Step | un
       const power = c.opt<PowerModel | undefined>(o, 'power', path, undefined, (x, p) => c.oneOf(x, p, POWER));
       const mode = c.opt<HibernationMode | undefined>(o, 'mode', path, undefined, (x, p) => c.oneOf(x, p, HIBERNATION_MODES));
       if (mode !== undefined && k === 'suspend') c.fail(at(path, 'mode'), 'mode is the hibernation mode; a suspend step takes none');
-      const cycles = c.opt(o, 'cycles', path, 1, (x, p) => c.int(x, p, 1));
-      const list = o['fail'] === undefined ? [] : c.array(o['fail'], at(path, 'fail'));
+      const cycles = c.opt(o, 'cycles', path, 1, (x, p) => c.bounded(x, p, 1, RUN_LIMITS.maxCycles, ' cycles'));
+      let list = o['fail'] === undefined ? [] : c.array(o['fail'], at(path, 'fail'));
+      if (list && list.length > RUN_LIMITS.maxFails) list = c.fail(at(path, 'fail'), `at most ${RUN_LIMITS.maxFails} injections per step, got ${list.length}`);
       const fail = (list ?? []).map((f, i) => pmFail(ctx, f, at(at(path, 'fail'), i)));
       const expect = o['expect'] === undefined ? null : pmExpect(c, o['expect'], at(path, 'expect'));
       if (!k || cycles === undefined || expect === undefined || fail.some((f) => !f)) return undefined;
@@ -596,20 +655,26 @@ function checkRanges(c: Checker, s: Scenario, caps: ReadonlyMap<number, number |
 }
 
 /** Check a parsed scenario; returns it with defaults filled in, or the issues found (never both). */
-export function checkScenario(raw: unknown, opts: ValidateOptions = {}): { scenario: Scenario | null; issues: ScenarioIssue[] } {
+export function checkScenario(raw: unknown, opts: ValidateOptions = {}): { scenario: Scenario | null; issues: ScenarioIssue[]; total: number } {
   const c = new Checker();
+  const deep = tooDeep(raw, SCENARIO_LIMITS.maxDepth);
+  if (deep !== null) {
+    c.fail(deep, `nested deeper than ${SCENARIO_LIMITS.maxDepth} levels of arrays and objects`);
+    return { scenario: null, issues: c.issues, total: c.total };
+  }
   const file = opts.file ?? null;
   const baseDir = opts.baseDir ?? (file ? resolve(file, '..') : process.cwd());
   const o = c.object(raw, '');
-  if (!o) return { scenario: null, issues: c.issues };
+  if (!o) return { scenario: null, issues: c.issues, total: c.total };
   c.fields(o, '', ['name', 'description', 'machine', 'steps']);
   const name = c.need(o, 'name', '', (x, p) => c.string(x, p));
   const description = c.opt<string | null>(o, 'description', '', null, (x, p) => c.text(x, p));
   const machine = c.need(o, 'machine', '', (x) => readMachine(c, x, baseDir, opts.json ?? false));
-  const list = c.need(o, 'steps', '', (x, p) => c.array(x, p));
+  let list = c.need(o, 'steps', '', (x, p) => c.array(x, p));
+  if (list && list.length > SCENARIO_LIMITS.maxSteps) list = c.fail('steps', `at most ${SCENARIO_LIMITS.maxSteps} steps, got ${list.length}`);
   if (!machine) {
     if (!c.issues.length) c.fail('machine', 'invalid');
-    return { scenario: null, issues: c.issues };
+    return { scenario: null, issues: c.issues, total: c.total };
   }
   const ctx: Ctx = { c, devices: machine.devices };
   let sawPm = false;
@@ -618,9 +683,14 @@ export function checkScenario(raw: unknown, opts: ValidateOptions = {}): { scena
     if (step?.do === 'pm') sawPm = true;
     return step;
   });
-  if (c.issues.length || name === undefined || description === undefined || steps.some((s) => !s)) return { scenario: null, issues: c.issues };
+  if (c.issues.length || name === undefined || description === undefined || steps.some((s) => !s)) return { scenario: null, issues: c.issues, total: c.total };
 
   const scenario: Scenario = { name, description, file, machine, steps: steps as Step[] };
+  const cycles = totalCycles(scenario);
+  if (cycles > RUN_LIMITS.maxCycles) c.fail('steps', `the pm steps add up to ${cycles} cycles; at most ${RUN_LIMITS.maxCycles}`);
+  const written = scenario.steps.reduce((n, st) => n + (st.do === 'blk-write' ? st.count : 0), 0);
+  if (written > SCENARIO_LIMITS.maxWrittenSectors) c.fail('steps', `the blk-write steps add up to ${written} sectors; at most ${SCENARIO_LIMITS.maxWrittenSectors} (what blk-verify remembers)`);
+  if (c.issues.length) return { scenario: null, issues: c.issues, total: c.total };
   if (opts.preflight ?? true) {
     const caps = new Map<number, number | null>();
     machine.devices.forEach((d, i) => {
@@ -630,12 +700,36 @@ export function checkScenario(raw: unknown, opts: ValidateOptions = {}): { scena
     });
     if (!c.issues.length) checkRanges(c, scenario, caps);
   }
-  return c.issues.length ? { scenario: null, issues: c.issues } : { scenario, issues: [] };
+  return c.issues.length ? { scenario: null, issues: c.issues, total: c.total } : { scenario, issues: [], total: 0 };
+}
+
+/**
+ * The JSON path of the first array or object nested deeper than `max`, or
+ * null. Iterative (a deep document must not overflow the stack here, or in
+ * the checks after it) and linear in the document's size.
+ */
+export function tooDeep(root: unknown, max: number): string | null {
+  const stack: { v: unknown; path: string; depth: number }[] = [{ v: root, path: '', depth: 1 }];
+  while (stack.length) {
+    const { v, path, depth } = stack.pop()!;
+    if (v === null || typeof v !== 'object') continue;
+    if (depth > max) return path || '(document)';
+    if (Array.isArray(v)) {
+      for (let i = v.length - 1; i >= 0; i--) if (v[i] !== null && typeof v[i] === 'object') stack.push({ v: v[i], path: at(path, i), depth: depth + 1 });
+    } else {
+      const keys = Object.keys(v);
+      for (let i = keys.length - 1; i >= 0; i--) {
+        const x = (v as Json)[keys[i]!];
+        if (x !== null && typeof x === 'object') stack.push({ v: x, path: at(path, keys[i]!), depth: depth + 1 });
+      }
+    }
+  }
+  return null;
 }
 
 /** checkScenario, throwing a ScenarioError (a usage error) for an invalid one. */
 export function validateScenario(raw: unknown, opts: ValidateOptions = {}): Scenario {
-  const { scenario, issues } = checkScenario(raw, opts);
-  if (!scenario) throw new ScenarioError(opts.file ?? 'scenario', issues);
+  const { scenario, issues, total } = checkScenario(raw, opts);
+  if (!scenario) throw new ScenarioError(opts.file ?? 'scenario', issues, total);
   return scenario;
 }

@@ -37,7 +37,14 @@ export interface IrqObserver {
 export interface PmSource {
   readonly hooks: PmCallbackHook[];
   readonly record: readonly PmCallRecord[];
+  /** Records dropped from the front of `record` (DpmCore.trimRecord); 0 if it never drops any. */
+  readonly recordBase?: number;
+  /** Run before records are dropped, so the recorder sees them first. */
+  readonly trimHooks?: (() => void)[];
 }
+
+/** Callbacks recorded so far, counting those trimmed away. */
+const recordEnd = (src: PmSource): number => (src.recordBase ?? 0) + src.record.length;
 
 export interface RecorderOptions {
   /** Records per frame (default 2048). */
@@ -146,7 +153,7 @@ export class TraceRecorder implements TraceSink {
   attachPm(src: PmSource): void {
     const entry = {
       src,
-      seen: src.record.length,
+      seen: recordEnd(src),
       hook: ((e) => {
         this.sync();
         const r: PmRecord = { type: 'pm', t: this.now(), when: e.when, phase: e.phase, device: e.device };
@@ -155,10 +162,11 @@ export class TraceRecorder implements TraceSink {
         if (e.kernel) r.kernel = e.kernel;
         this.writer.push(r);
         // The DPM record of this callback is already written (it is pushed before the 'after' hooks).
-        if (e.when === 'after') entry.seen = src.record.length;
+        if (e.when === 'after') entry.seen = recordEnd(src);
       }) as PmCallbackHook,
     };
     src.hooks.push(entry.hook);
+    src.trimHooks?.push(() => this.sync());
     this.pmSources.push(entry);
   }
 
@@ -253,15 +261,17 @@ export class TraceRecorder implements TraceSink {
     }
     for (const p of this.pmSources) {
       const rec = p.src.record;
-      if (rec.length === p.seen) continue;
-      for (let i = p.seen; i < rec.length; i++) {
+      const end = recordEnd(p.src);
+      if (end === p.seen) continue;
+      // Positions are absolute: records trimmed since the last look were seen then.
+      for (let i = Math.max(0, p.seen - (p.src.recordBase ?? 0)); i < rec.length; i++) {
         const r = rec[i]!;
         if (!r.injected) continue;
         const pm: PmRecord = { type: 'pm', t: this.now(), when: 'after', phase: r.phase, device: r.device, result: r.result, injected: true };
         if (r.slot !== undefined) pm.slot = r.slot;
         this.writer.push(pm);
       }
-      p.seen = rec.length;
+      p.seen = end;
     }
   }
 

@@ -26,7 +26,13 @@ export function formatTime(ns: number): string {
   return (ns / 1e9).toFixed(6);
 }
 
+/** One line per event, whatever strings a crafted trace holds: control characters print as '?'. */
 export function formatEvent(e: TraceEvent): string {
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what is replaced
+  return eventLine(e).replace(/[\x00-\x1f\x7f]/g, '?');
+}
+
+function eventLine(e: TraceEvent): string {
   const t = formatTime(e.t);
   switch (e.type) {
     case 'access': {
@@ -62,7 +68,8 @@ export function formatEvent(e: TraceEvent): string {
 /** "# virtio-emu trace v1 started ...; slot 0: rng (mmio), ..." */
 export function formatHeader(h: HeaderRecord): string {
   const devs = h.machine.devices.map((d) => `slot ${d.slot}: ${d.type} (${d.transport})`).join(', ');
-  return `# virtio-emu trace v${h.version}, started ${h.start}, ${h.machine.bus} bus; ${devs || 'no devices'}`;
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what is replaced
+  return `# virtio-emu trace v${h.version}, started ${h.start}, ${h.machine.bus} bus; ${devs || 'no devices'}`.replace(/[\x00-\x1f\x7f]/g, '?');
 }
 
 function regMatches(want: string, reg: string): boolean {
@@ -71,22 +78,48 @@ function regMatches(want: string, reg: string): boolean {
   return r === w || (w === 'config' && r.startsWith('config+'));
 }
 
-/** The events that pass every filter given (AND), in order. */
-export function filterEvents(events: readonly TraceEvent[], f: ShowFilter): TraceEvent[] {
-  const out: TraceEvent[] = [];
-  // Callbacks running now (the DPM core runs one at a time; a stack tolerates nesting).
-  const running: string[] = [];
-  for (const e of events) {
-    if (e.type === 'pm' && e.when === 'before') running.push(e.phase);
+/**
+ * PM callbacks open at once that a reader tracks (per track, for the Chrome
+ * export). Honest traces nest two deep at most; when a crafted one opens
+ * more, the oldest is taken as never ended. Pairing an end with its begin
+ * looks at no more than these, so reading stays linear in the trace.
+ */
+export const MAX_OPEN_CALLBACKS = 64;
+
+/**
+ * The filters of `trace show`, applied to one event at a time as the trace
+ * streams by (AND of every filter given). Keeps only the callbacks running
+ * now, at most MAX_OPEN_CALLBACKS of them.
+ */
+export class EventFilter {
+  /** Callbacks running now (the DPM core runs one at a time; a stack tolerates nesting). */
+  private readonly running: string[] = [];
+
+  constructor(private readonly f: ShowFilter) {}
+
+  accept(e: TraceEvent): boolean {
+    const f = this.f;
+    const running = this.running;
+    if (e.type === 'pm' && e.when === 'before') {
+      if (running.length >= MAX_OPEN_CALLBACKS) running.shift();
+      running.push(e.phase);
+    }
     const phase = e.type === 'pm' ? e.phase : running[running.length - 1];
     if (e.type === 'pm' && e.when === 'after' && !e.injected) {
       const i = running.lastIndexOf(e.phase);
       if (i >= 0) running.splice(i, 1);
     }
-    if (f.slot !== undefined && e.slot !== f.slot) continue;
-    if (f.reg !== undefined && !(e.type === 'access' && regMatches(f.reg, e.reg))) continue;
-    if (f.phase !== undefined && phase !== f.phase) continue;
-    out.push(e);
+    if (f.slot !== undefined && e.slot !== f.slot) return false;
+    if (f.reg !== undefined && !(e.type === 'access' && regMatches(f.reg, e.reg))) return false;
+    if (f.phase !== undefined && phase !== f.phase) return false;
+    return true;
   }
+}
+
+/** The events that pass every filter given (AND), in order. */
+export function filterEvents(events: Iterable<TraceEvent>, f: ShowFilter): TraceEvent[] {
+  const filter = new EventFilter(f);
+  const out: TraceEvent[] = [];
+  for (const e of events) if (filter.accept(e)) out.push(e);
   return out;
 }

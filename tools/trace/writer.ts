@@ -3,7 +3,7 @@
 // write per batch instead of per register access.
 import * as fs from 'node:fs';
 import { Packr } from 'msgpackr';
-import { FRAME_HEADER, TRACE_MAGIC, type StoredRecord } from './records.js';
+import { FRAME_HEADER, FRAME_MAX, TRACE_MAGIC, type StoredRecord } from './records.js';
 
 /** Records per frame: big enough to amortise encode and write, small enough to lose little on a crash. */
 export const DEFAULT_BATCH = 2048;
@@ -49,12 +49,24 @@ export class TraceWriter {
     if (this.fd === null || this.pending.length === 0) return;
     const batch = this.pending;
     this.pending = [];
+    this.writeFrames(batch);
+    this.written += batch.length;
+  }
+
+  /** One frame, or several if the batch encodes to more than a reader takes (FRAME_MAX). */
+  private writeFrames(batch: StoredRecord[]): void {
     const payload = this.packr.pack(batch);
+    if (payload.length > FRAME_MAX && batch.length > 1) {
+      const half = batch.length >> 1;
+      this.writeFrames(batch.slice(0, half));
+      this.writeFrames(batch.slice(half));
+      return;
+    }
+    if (payload.length > FRAME_MAX) throw new Error(`trace: one record encodes to ${payload.length} bytes, more than a frame holds (${FRAME_MAX})`);
     const frame = Buffer.allocUnsafe(FRAME_HEADER + payload.length);
     frame.writeUInt32LE(payload.length, 0);
     payload.copy(frame, FRAME_HEADER);
-    fs.writeSync(this.fd, frame);
-    this.written += batch.length;
+    fs.writeSync(this.fd!, frame);
   }
 
   close(): void {

@@ -200,15 +200,23 @@ export class BlkDevice implements DeviceModel {
 
 /**
  * Options: size (bytes or K/M/G/T, default 64M; for a file, its own size),
- * file (image path), ro, serial (GET_ID), queueSize, maxRequestBytes.
- * The medium comes from the slot's retained store when a previous instance
- * made it; without a host the device gets a medium of its own.
+ * file (an existing image path), create (with file: the size of a new image
+ * when none exists), scratch (sectors the host's I/O check may overwrite;
+ * checked against the capacity, otherwise unused here), ro, serial
+ * (GET_ID), queueSize, maxRequestBytes. The medium comes from the slot's
+ * retained store when a previous instance made it; without a host the
+ * device gets a medium of its own.
  */
 export function createBlk(options: DeviceOptions, host?: DeviceHost): BlkDevice {
   const opts = parseBlkOptions(options);
   const medium = openMedium(
-    { size: opts.size, file: opts.file, readOnly: opts.readOnly, defaultSize: BLK_DEFAULT_SIZE },
+    { size: opts.size, file: opts.file, readOnly: opts.readOnly, defaultSize: BLK_DEFAULT_SIZE, ...(opts.create !== undefined ? { create: opts.create } : {}) },
     host?.retained,
   );
-  return new BlkDevice(medium, opts);
+  const dev = new BlkDevice(medium, opts);
+  if (opts.scratch && opts.scratch.sector + opts.scratch.count > dev.capacity) {
+    (medium as { close?: () => void }).close?.();
+    throw new Error(`blk: scratch ${opts.scratch.sector}+${opts.scratch.count} goes past the end of the disk (${dev.capacity} sectors)`);
+  }
+  return dev;
 }

@@ -83,27 +83,64 @@ const fdCloser = new FinalizationRegistry<number>((fd) => {
 });
 
 /**
- * A disk image accessed with positioned synchronous reads and writes. A
- * writable image is created if missing and extended (never shrunk) to `size`;
- * bytes past the end of a read-only image read as zeros.
+ * A disk image accessed with positioned synchronous reads and writes. The
+ * image is the user's: it is opened, never created (unless `create` is
+ * given and nothing is there), extended or truncated, and only the guest's
+ * own writes change it. Refused with a clear message: a path that is not a
+ * regular file, an empty image, a size that is not whole 512-byte sectors
+ * (unless `size` picks a prefix), a `size` larger than the image, an image
+ * that exists with another size than `create` asks for.
  */
 export class FileMedium implements BlockMedium {
   readonly size: number;
+  /** The image did not exist and this medium created it. */
+  readonly created: boolean;
   private fd: number;
 
   constructor(
     readonly path: string,
     size: number | undefined,
     readonly readOnly: boolean,
-    defaultSize: number,
+    /** Bytes of a new image if none exists at `path`; undefined: a missing image is an error. */
+    create?: number,
   ) {
-    this.fd = readOnly ? openSync(path, constants.O_RDONLY) : openSync(path, constants.O_RDWR | constants.O_CREAT, 0o644);
+    // O_NONBLOCK: opening a FIFO must not wait for a writer (it is refused below).
+    const flags = (readOnly ? constants.O_RDONLY : constants.O_RDWR) | constants.O_NONBLOCK;
+    let created = false;
+    let fd: number;
     try {
-      const have = fstatSync(this.fd).size;
-      this.size = size ?? (have > 0 || readOnly ? have : defaultSize);
-      if (!readOnly && have < this.size) ftruncateSync(this.fd, this.size);
+      fd = openSync(path, flags);
     } catch (e) {
-      closeSync(this.fd);
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+      if (create === undefined) throw new Error(`blk: cannot open '${path}': no such file or directory (give create=SIZE to make a new image)`);
+      fd = openSync(path, constants.O_RDWR | constants.O_CREAT | constants.O_EXCL, 0o644);
+      created = true;
+      try {
+        ftruncateSync(fd, create);
+      } catch (err) {
+        closeSync(fd);
+        throw err;
+      }
+    }
+    this.fd = fd;
+    this.created = created;
+    try {
+      const st = fstatSync(fd);
+      if (!st.isFile()) throw new Error(`blk: '${path}' is not a regular file`);
+      const have = st.size;
+      if (create !== undefined && !created && have !== create) {
+        throw new Error(`blk: image '${path}' exists with ${have} bytes, not the ${create} of create=; remove it or drop create=`);
+      }
+      if (have === 0) throw new Error(`blk: image '${path}' is empty (0 bytes); size it first (truncate -s 64M) or remove it and give create=SIZE`);
+      if (size !== undefined && size > have) {
+        throw new Error(`blk: size ${size} is larger than image '${path}' (${have} bytes); an image is never extended, resize it yourself`);
+      }
+      if (size === undefined && have % 512 !== 0) {
+        throw new Error(`blk: image '${path}' is ${have} bytes, not a whole number of 512-byte sectors; pad or truncate it, or give size= to use a prefix`);
+      }
+      this.size = size ?? have;
+    } catch (e) {
+      closeSync(fd);
       throw e;
     }
     fdCloser.register(this, this.fd, this);
@@ -113,7 +150,7 @@ export class FileMedium implements BlockMedium {
     let pos = 0;
     while (pos < dst.length) {
       const n = readSync(this.fd, dst, pos, dst.length - pos, offset + pos);
-      if (n === 0) break; // end of file
+      if (n === 0) break; // the image shrank under us: the rest reads as zeros
       pos += n;
     }
     dst.fill(0, pos);
@@ -143,12 +180,14 @@ export interface MediumSpec {
   /** Backing file, or undefined for a RAM disk. */
   file: string | undefined;
   readOnly: boolean;
-  /** Size of a RAM disk, or of a new empty file, when `size` is not given. */
+  /** Size of a RAM disk when `size` is not given. */
   defaultSize: number;
+  /** File only: bytes of a new image when none exists (create=SIZE); undefined: it must exist. */
+  create?: number;
 }
 
 function mediumKey(spec: MediumSpec): string {
-  return `blk.medium:${spec.file ?? 'ram'}:${spec.size ?? 'auto'}:${spec.readOnly ? 'ro' : 'rw'}`;
+  return `blk.medium:${spec.file ?? 'ram'}:${spec.size ?? 'auto'}:${spec.readOnly ? 'ro' : 'rw'}:${spec.create ?? ''}`;
 }
 
 /** The medium for spec: the one kept in `retained` if a previous instance made it, else a new one (kept there). */
@@ -158,7 +197,7 @@ export function openMedium(spec: MediumSpec, retained?: RetainedStore): BlockMed
   if (kept instanceof RamMedium || kept instanceof FileMedium) return kept;
   const medium =
     spec.file !== undefined
-      ? new FileMedium(spec.file, spec.size, spec.readOnly, spec.defaultSize)
+      ? new FileMedium(spec.file, spec.size, spec.readOnly, spec.create)
       : new RamMedium(spec.size ?? spec.defaultSize, spec.readOnly);
   retained?.set(key, medium);
   return medium;

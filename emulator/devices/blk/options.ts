@@ -9,10 +9,20 @@ export const BLK_DEFAULT_QUEUE_SIZE = 256;
 export const BLK_DEFAULT_MAX_REQUEST = 1024 * 1024;
 export const BLK_DEFAULT_SERIAL = 'virtio-mmio-emu';
 
+/** Sectors a scratch range may name at most. */
+export const BLK_MAX_SCRATCH_SECTORS = 65536;
+
 export interface BlkOptions {
   /** Bytes, a multiple of 512; undefined: a file's own size, else BLK_DEFAULT_SIZE. */
   size: number | undefined;
   file: string | undefined;
+  /** file only: make a missing image of this many bytes (a multiple of 512). */
+  create: number | undefined;
+  /**
+   * Sectors the host's I/O check (`virtio-emu run`) may overwrite; without
+   * it the check only reads a file-backed disk. The device itself ignores it.
+   */
+  scratch: { sector: number; count: number } | undefined;
   readOnly: boolean;
   /** GET_ID string, ASCII, at most 20 bytes. */
   serial: string;
@@ -58,8 +68,20 @@ function bool(options: DeviceOptions, name: string): boolean {
   throw new Error(`blk: option ${name} must be a boolean`);
 }
 
+/** "SECTOR+COUNT" (or "SECTOR" for one sector). */
+function parseScratch(v: string | number | boolean | undefined): BlkOptions['scratch'] {
+  if (v === undefined) return undefined;
+  const m = typeof v === 'number' ? [String(v), String(v), '1'] : typeof v === 'string' ? /^(\d{1,15})(?:\+(\d{1,6}))?$/.exec(v) : null;
+  const sector = m ? Number(m[1]) : Number.NaN;
+  const count = m ? Number(m[2] ?? 1) : Number.NaN;
+  if (!Number.isSafeInteger(sector) || !Number.isInteger(count) || count < 1 || count > BLK_MAX_SCRATCH_SECTORS) {
+    throw new Error(`blk: option scratch must be SECTOR+COUNT (COUNT 1..${BLK_MAX_SCRATCH_SECTORS}), got ${String(v)}`);
+  }
+  return { sector, count };
+}
+
 export function parseBlkOptions(options: DeviceOptions): BlkOptions {
-  const known = new Set(['size', 'file', 'ro', 'serial', 'queueSize', 'maxRequestBytes']);
+  const known = new Set(['size', 'file', 'create', 'scratch', 'ro', 'serial', 'queueSize', 'maxRequestBytes']);
   for (const k of Object.keys(options)) if (!known.has(k)) throw new Error(`blk: unknown option '${k}' (known: ${[...known].join(', ')})`);
 
   const rawSize = options['size'];
@@ -73,9 +95,18 @@ export function parseBlkOptions(options: DeviceOptions): BlkOptions {
   }
   const maxRequestBytes = positiveInt(options, 'maxRequestBytes', BLK_DEFAULT_MAX_REQUEST);
   if (maxRequestBytes % SECTOR_SIZE !== 0) throw new Error(`blk: maxRequestBytes must be a multiple of ${SECTOR_SIZE}`);
+  const file = str(options, 'file');
+  const rawCreate = options['create'];
+  if (typeof rawCreate === 'boolean') throw new Error('blk: option create must be a size');
+  const create = rawCreate === undefined ? undefined : parseByteSize('create', rawCreate);
+  if (create !== undefined && file === undefined) throw new Error('blk: option create needs file=');
+  if (create !== undefined && create % SECTOR_SIZE !== 0) throw new Error(`blk: create ${create} is not a multiple of ${SECTOR_SIZE}`);
+  if (create !== undefined && size !== undefined) throw new Error('blk: give create= or size=, not both (create= is the new image\'s size)');
   return {
     size,
-    file: str(options, 'file'),
+    file,
+    create,
+    scratch: parseScratch(options['scratch']),
     readOnly: bool(options, 'ro'),
     serial,
     queueSize: positiveInt(options, 'queueSize', BLK_DEFAULT_QUEUE_SIZE),

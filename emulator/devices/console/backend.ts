@@ -2,7 +2,7 @@
 // transmitted bytes go and where input waits until the driver posts receive
 // buffers. It is not device state: a device reset or a fresh device instance
 // (power 'fresh') keeps pending input and the open output file.
-import { closeSync, openSync, readFileSync, writeSync } from 'node:fs';
+import { closeSync, openSync, readSync, writeSync } from 'node:fs';
 
 /** Input held for the guest at most; bytes beyond are dropped (and counted). */
 export const CONSOLE_MAX_PENDING_INPUT = 1024 * 1024;
@@ -63,11 +63,30 @@ export class ConsoleBackend {
     return take;
   }
 
-  /** The in= file's contents, queued the first time the device is activated. */
+  /**
+   * The in= file's contents, queued the first time the device is activated.
+   * At most CONSOLE_MAX_PENDING_INPUT bytes are read (a huge file, or
+   * /dev/zero, costs no more); an unreadable file queues nothing.
+   */
   readInFileOnce(): void {
     if (this.inFileRead || this.inFile === undefined) return;
     this.inFileRead = true;
-    this.queueInput(readFileSync(this.inFile));
+    let fd = -1;
+    try {
+      fd = openSync(this.inFile, 'r');
+      const buf = new Uint8Array(CONSOLE_MAX_PENDING_INPUT - this.pendingBytes);
+      let n = 0;
+      while (n < buf.length) {
+        const got = readSync(fd, buf, n, buf.length - n, null);
+        if (got === 0) break;
+        n += got;
+      }
+      this.queueInput(buf.subarray(0, n));
+    } catch {
+      // The file went away after the options were checked: no input.
+    } finally {
+      if (fd >= 0) closeSync(fd);
+    }
   }
 
   get pendingInput(): number {
