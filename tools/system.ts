@@ -95,6 +95,12 @@ export class BootKernelBus implements Bus {
     this.base.write(addr, width, value);
   }
 
+  writePosted(addr: number, width: 1 | 2 | 4, value: number): void {
+    const base = this.base;
+    if (base.writePosted) base.writePosted(addr, width, value);
+    else base.write(addr, width, value);
+  }
+
   /** The kernel is gone: its interrupt handlers with it. */
   discard(): void {
     for (const [line, h] of this.handlers.splice(0)) this.base.irq.free(line, h);
