@@ -1,8 +1,13 @@
 // CPU contention for the *.contendN cases: N busy-loop processes beside the
 // measured pair (this process's main thread and its device worker), as on a
 // shared CI runner or under a test runner that runs files in parallel. Each
-// busy process spins in plain JavaScript and checks now and then that its
-// parent is still there, so a bench that dies never leaves one behind.
+// runs in a session of its own (detached), as other jobs on the machine do:
+// where the kernel groups tasks by session for fair scheduling (Linux
+// autogroup), the bench and each busy process are then separate groups, so
+// 4 busy processes on 2 cores leave the pair 2/5 of the CPU, not 2/6 spread
+// over six equal threads. Each busy process spins in plain JavaScript and
+// checks now and then that its parent is still there, so a bench that dies
+// never leaves one behind.
 import { spawn, type ChildProcess } from 'node:child_process';
 
 /** The busy loop: announce, then spin; exit when reparented (the bench is gone). */
@@ -39,7 +44,7 @@ function hookExit(): void {
 
 function startOne(): Promise<ChildProcess> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['-e', HOG_SCRIPT], { stdio: ['ignore', 'pipe', 'ignore'] });
+    const child = spawn(process.execPath, ['-e', HOG_SCRIPT], { stdio: ['ignore', 'pipe', 'ignore'], detached: true });
     live.add(child);
     child.once('exit', () => live.delete(child));
     child.once('error', (err) => {
