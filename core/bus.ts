@@ -57,6 +57,14 @@ export interface Bus {
   read(addr: number, width: AccessWidth): number;
   /** A trapped register write; throws BusError if the device side is gone. */
   write(addr: number, width: AccessWidth, value: number): void;
+  /**
+   * A posted write, for doorbells (QueueNotify), as KVM's ioeventfd makes
+   * them: the device sees it in order with every other access, but the call
+   * returns without waiting for the device to have seen it. The next access
+   * waits for it first; a failure (worker dead or stopped) surfaces there.
+   * Optional: without it, callers use write().
+   */
+  writePosted?(addr: number, width: AccessWidth, value: number): void;
   readonly mem: GuestMemory;
   readonly irq: IrqChip;
 }

@@ -56,4 +56,13 @@ export interface Board {
   /** ms until the next device timer, or Infinity. */
   nextTimerMs(): number;
   control(req: ControlRequest): ControlResponse;
+  /**
+   * The worker's hook into device work (optional: a board without it never
+   * yields early). Queue handlers call it every few chains; it publishes the
+   * worker's heartbeat and returns true when a register access is waiting,
+   * and the handler then stops at that chain boundary and re-queues itself,
+   * as when its weight is spent, so a trapped access (a kick) never waits
+   * for a whole queue's worth of work.
+   */
+  setYieldHook?(hook: (() => boolean) | null): void;
 }

@@ -173,6 +173,10 @@ class VirtioBoard implements Board {
     return this.scheduler.pendingWork() > 0 || this.scheduler.nextTimerMs() === 0;
   }
 
+  setYieldHook(hook: (() => boolean) | null): void {
+    this.scheduler.yieldHook = hook;
+  }
+
   nextTimerMs(): number {
     return this.scheduler.nextTimerMs();
   }

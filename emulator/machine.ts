@@ -260,6 +260,7 @@ export class Machine {
     const execArgv = process.execArgv.filter((a) => !a.startsWith('--input-type'));
     const worker = new Worker(WORKER_URL, { workerData: data, execArgv });
     const trap = new MailboxBus(buffers, mem, irq, opts.trapTimeoutMs !== undefined ? { trapTimeoutMs: opts.trapTimeoutMs } : {});
+    irq.attachPartner(trap.partner);
     // Listeners first: an 'error' event without one would crash this process.
     worker.on('error', (err) => trap.markDead(describe(err)));
     worker.on('exit', (code) => trap.markDead(`worker exited with code ${code}`));

@@ -154,6 +154,12 @@ export class KernelBus implements Bus {
     for (const [line, h] of this.handlers) this.base.irq.request(line, h);
   }
 
+  writePosted(addr: number, width: 1 | 2 | 4, value: number): void {
+    const base = this.base;
+    if (base.writePosted) base.writePosted(addr, width, value);
+    else base.write(addr, width, value);
+  }
+
   /** The kernel is gone: its interrupt handlers with it. */
   discard(): void {
     this.disconnect();

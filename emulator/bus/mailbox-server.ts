@@ -5,6 +5,7 @@ import type { Board, ControlRequest, ControlResponse } from '../board-contract.j
 import {
   DEFERRED_BUDGET,
   MB,
+  MB_TIME,
   OP_MASK,
   OP_READ,
   OP_WRITE,
@@ -14,7 +15,7 @@ import {
   maskToWidth,
   type MailboxBuffers,
 } from './mailbox.js';
-import { WORKER_SPIN_MS, spinWhile } from './spin.js';
+import { IdleSpin, WakeEstimate, sharedClock } from './spin.js';
 
 /**
  * Worker side: report the worker's death to the driver. The text goes into
@@ -38,8 +39,27 @@ export interface MailboxStats {
   controls: number;
   /** Times the worker went to sleep in Atomics.wait. */
   sleeps: number;
+  /** Sleeps that ended with a new request (the driver's notify), not a device timer. */
+  wakeups: number;
+  /** Times the worker notified a driver that said it was asleep. */
+  notifies: number;
   /** runDeferred() steps. */
   deferredSteps: number;
+  /** Idle spins (waiting for the next request before sleeping). */
+  idleSpins: number;
+  /** Idle spins on the short budget: the answer before had to wake the driver. */
+  shortIdleSpins: number;
+  /** Idle spins lost (SpinBet), and idle spins skipped (slept at once) because of it. */
+  idleLosses: number;
+  idleSkips: number;
+  /** Idle spins cut short: the worker found it had been descheduled mid-spin. */
+  preemptions: number;
+  /** This side's wake-up latency estimate, ms (published in MB.WORKER_WAKE_NS; sizes the idle spin). */
+  wakeMs: number;
+  /** Wake-ups measured for it. */
+  wakeSamples: number;
+  /** Typical gap before the driver's next request, ms, when longer than a few hundred loads (sizes the idle spin). */
+  gapMs: number;
 }
 
 /** Handles one control request; may throw (the worker then dies). */
@@ -51,8 +71,13 @@ export type ControlHandler = (req: ControlRequest, server: MailboxServer) => Con
  * caller reports it with die()).
  */
 export class MailboxServer {
-  readonly stats: MailboxStats = { reads: 0, writes: 0, controls: 0, sleeps: 0, deferredSteps: 0 };
+  private readonly counters = { reads: 0, writes: 0, controls: 0, sleeps: 0, wakeups: 0, notifies: 0, deferredSteps: 0 };
   private readonly mb: Int32Array;
+  private readonly times: Float64Array;
+  private readonly selfWake = new WakeEstimate();
+  private readonly idle: IdleSpin;
+  /** The last answer had to wake the driver. */
+  private wokeDriver = false;
   private readonly ctrl: Uint8Array;
   private readonly codec = controlCodec();
   /** Run once right after the current response is published (control 'hang'). */
@@ -64,13 +89,36 @@ export class MailboxServer {
     private readonly onControl: ControlHandler,
   ) {
     this.mb = new Int32Array(buffers.mailbox);
+    this.times = new Float64Array(buffers.mailbox);
     this.ctrl = new Uint8Array(buffers.control);
+    const mb = this.mb;
+    this.idle = new IdleSpin(mb, MB.WORKER_BEAT, this.selfWake, () => Atomics.load(mb, MB.DRIVER_WAKE_NS) / 1e6);
+  }
+
+  get stats(): MailboxStats {
+    const idle = this.idle;
+    return {
+      ...this.counters,
+      idleSpins: idle.spins,
+      shortIdleSpins: idle.short,
+      idleLosses: idle.bet.losses + idle.shortBet.losses,
+      idleSkips: idle.bet.skips + idle.shortBet.skips,
+      preemptions: idle.preemptions,
+      wakeMs: this.selfWake.ms,
+      wakeSamples: this.selfWake.samples,
+      gapMs: idle.gaps.ms,
+    };
   }
 
   serve(): void {
     const mb = this.mb;
     const board = this.board;
     let last = Atomics.load(mb, MB.REQ);
+    // Device work beats the heartbeat and gives way to a waiting access.
+    board.setYieldHook?.(() => {
+      this.idle.pulse();
+      return Atomics.load(mb, MB.REQ) !== last;
+    });
     Atomics.store(mb, MB.READY, 1);
     Atomics.notify(mb, MB.READY);
     for (;;) {
@@ -85,17 +133,35 @@ export class MailboxServer {
       // so the register path is never starved by a busy queue.
       if (board.hasDeferred() || board.nextTimerMs() <= 0) {
         board.runDeferred(DEFERRED_BUDGET);
-        this.stats.deferredSteps++;
+        this.counters.deferredSteps++;
+        this.idle.pulse();
         continue;
       }
-      if (spinWhile(mb, MB.REQ, last, WORKER_SPIN_MS) !== last) continue;
+      if (this.idle.spin(MB.REQ, last, this.wokeDriver) !== last) continue;
+      const slept = sharedClock();
+      this.times[MB_TIME.WORKER_SLEPT_AT] = slept;
       Atomics.store(mb, MB.WORKER_SLEEPING, 1);
       // Blocks until a request, a close, or the next device timer.
       const t = board.nextTimerMs();
-      this.stats.sleeps++;
-      Atomics.wait(mb, MB.REQ, last, Math.max(t , 0));
+      this.counters.sleeps++;
+      const r = Atomics.wait(mb, MB.REQ, last, Math.max(t, 0));
       Atomics.store(mb, MB.WORKER_SLEEPING, 0);
+      this.idle.pulse();
+      if (r === 'ok') this.learnWake(slept);
+      if (Atomics.load(mb, MB.REQ) !== last) this.idle.woke();
     }
+  }
+
+  /**
+   * Woken by the driver's notify: how long this thread took to run again
+   * (the driver stamped the notify), published for the driver's wake spin.
+   */
+  private learnWake(slept: number): void {
+    const at = this.times[MB_TIME.WORKER_NOTIFIED_AT]!;
+    if (at < slept) return;
+    this.counters.wakeups++;
+    this.selfWake.learn(sharedClock() - at);
+    Atomics.store(this.mb, MB.WORKER_WAKE_NS, this.selfWake.ns);
   }
 
   private handle(req: number): void {
@@ -103,17 +169,22 @@ export class MailboxServer {
     const op = req & OP_MASK;
     const width = ((req >>> WIDTH_SHIFT) & WIDTH_MASK) as AccessWidth;
     if (op === OP_READ) {
-      this.stats.reads++;
+      this.counters.reads++;
       mb[MB.DATA] = this.board.read(mb[MB.ADDR]! >>> 0, width);
     } else if (op === OP_WRITE) {
-      this.stats.writes++;
+      this.counters.writes++;
       this.board.write(mb[MB.ADDR]! >>> 0, width, maskToWidth(width, mb[MB.DATA]!));
     } else {
-      this.stats.controls++;
+      this.counters.controls++;
       this.handleControl();
     }
     Atomics.store(mb, MB.RESP, req);
-    if (Atomics.load(mb, MB.DRIVER_SLEEPING) !== 0) Atomics.notify(mb, MB.RESP, 1);
+    this.wokeDriver = Atomics.load(mb, MB.DRIVER_SLEEPING) !== 0;
+    if (this.wokeDriver) {
+      this.times[MB_TIME.DRIVER_NOTIFIED_AT] = sharedClock();
+      Atomics.notify(mb, MB.RESP, 1);
+      this.counters.notifies++;
+    }
     const after = this.afterReply;
     if (after) {
       this.afterReply = null;

@@ -3,11 +3,14 @@
 // flight at a time. The driver stores addr and value, then publishes a new
 // REQ word carrying {seq, width, op} and spins on RESP; the worker handles
 // the access and echoes REQ into RESP. Both sides spin briefly, then block
-// in Atomics.wait, and notify the other only when it said it is sleeping.
+// in Atomics.wait, and notify the other only when it said it is sleeping;
+// the driver spins only while the worker's heartbeat shows it running
+// (spin.ts).
 // No allocation, serialization or BigInt per access; msgpackr is used only
 // for control-plane requests, through the separate control area.
 import { Packr } from 'msgpackr';
 import { BusError } from '../../core/bus.js';
+import { WAKE_ESTIMATE_MS, type Partner } from './spin.js';
 
 /** Word indices in the mailbox Int32Array. */
 export const MB = {
@@ -25,12 +28,38 @@ export const MB = {
   // Cold words, one 64-byte line per writer.
   DRIVER_SLEEPING: 16,
   CLOSED: 17,
+  /** Driver: its own wake-up latency (notify to running again), ns, as it measured it. */
+  DRIVER_WAKE_NS: 18,
   WORKER_SLEEPING: 32,
+  /**
+   * Worker: its heartbeat. Bumped every ~1 µs while it spins for requests,
+   * when it wakes, and between steps of device work; the driver spins only
+   * while it moves (spin.ts). On the line of WORKER_SLEEPING, which the
+   * driver reads with it.
+   */
+  WORKER_BEAT: 33,
+  /** Worker: its own wake-up latency (notify to running again), ns, as it measured it. */
+  WORKER_WAKE_NS: 34,
   WORKER_DEAD: 48,
   READY: 49,
   /** Bytes used in the control area: the request, then the response or the death note. */
   CTRL_LEN: 50,
   WORDS: 64,
+} as const;
+
+/**
+ * Float64 indices into the same buffer (sharedClock ms), each on its
+ * writer's line: when a side last notified the other, so the woken side can
+ * measure its wake-up, and when the worker last went to sleep, so the driver
+ * can tell a worker it has notified (waking up) from one nobody has.
+ */
+export const MB_TIME = {
+  /** Driver (words 20-21): when it last notified the sleeping worker. */
+  WORKER_NOTIFIED_AT: 10,
+  /** Worker (words 36-37): when it last notified the sleeping driver. */
+  DRIVER_NOTIFIED_AT: 18,
+  /** Worker (words 38-39): when it last went to sleep. */
+  WORKER_SLEPT_AT: 19,
 } as const;
 
 export const OP_READ = 0;
@@ -58,15 +87,28 @@ export interface MailboxBuffers {
 }
 
 export function createMailbox(controlBytes = CONTROL_AREA_DEFAULT): MailboxBuffers {
-  return {
-    mailbox: new SharedArrayBuffer(MB.WORDS * 4),
-    control: new SharedArrayBuffer(controlBytes),
-  };
+  const mailbox = new SharedArrayBuffer(MB.WORDS * 4);
+  const mb = new Int32Array(mailbox);
+  // Until a side has measured its wake-up latency, the other assumes the default.
+  mb[MB.DRIVER_WAKE_NS] = mb[MB.WORKER_WAKE_NS] = Math.round(WAKE_ESTIMATE_MS * 1e6);
+  return { mailbox, control: new SharedArrayBuffer(controlBytes) };
 }
 
 /** Both ends must agree: plain maps, no msgpackr records. */
 export function controlCodec(): Packr {
   return new Packr({ useRecords: false });
+}
+
+/** The worker as the driver thread sees it: its heartbeat, its sleeping flag, its wake-up latency. */
+export function workerPartner(mailbox: SharedArrayBuffer): Partner {
+  const mb = new Int32Array(mailbox);
+  const times = new Float64Array(mailbox);
+  return {
+    beat: () => Atomics.load(mb, MB.WORKER_BEAT),
+    asleep: () => Atomics.load(mb, MB.WORKER_SLEEPING) !== 0,
+    waking: () => Atomics.load(mb, MB.WORKER_SLEEPING) !== 0 && times[MB_TIME.WORKER_NOTIFIED_AT]! >= times[MB_TIME.WORKER_SLEPT_AT]!,
+    wakeMs: () => Atomics.load(mb, MB.WORKER_WAKE_NS) / 1e6,
+  };
 }
 
 /** Truncate a value to an access width, as the bus lanes would. */

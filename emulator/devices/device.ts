@@ -36,6 +36,14 @@ export interface DeviceContext {
   /** Put a chain on its used ring with `len` bytes written (clamped to writableBytes). */
   pushUsed(chain: Chain, len: number): void;
   /**
+   * Pop, serve and push every available chain of `queue` (as pop does, and
+   * within the same work budget): `serve` gets each chain for the duration
+   * of the call only and returns the used length. The chain handed over is
+   * the queue's reusable record, dead once the call returns: no per-chain
+   * allocation. For request/response devices (serveQueue).
+   */
+  serve(queue: number, serve: (chain: Chain) => number): void;
+  /**
    * Send the used-buffer notification for queue now, subject to
    * VRING_AVAIL_F_NO_INTERRUPT / EVENT_IDX suppression. The core also does
    * this after every model entry point, so calling it is only needed to
@@ -108,8 +116,8 @@ export type DeviceFactory = (options: DeviceOptions, host: DeviceHost) => Device
 /**
  * The queue handler of a request/response device: serve every available
  * chain of `queue` at once; `serve` returns the bytes written (the used
- * length).
+ * length) and must not keep the chain.
  */
 export function serveQueue(ctx: DeviceContext, queue: number, serve: (chain: Chain) => number): void {
-  for (let chain = ctx.pop(queue); chain; chain = ctx.pop(queue)) ctx.pushUsed(chain, serve(chain));
+  ctx.serve(queue, serve);
 }

@@ -23,33 +23,32 @@ export interface RngOptions {
  * byte out once; large requests fill directly.
  */
 const POOL_BYTES = 64 * 1024;
-const SMALL_COPY = 64;
 
 class EntropyPool {
   private buf: Uint8Array | null = null;
   private at = POOL_BYTES;
 
+  /** Fill a view straight from the CSPRNG (requests of a pool or more). */
   fill(view: Uint8Array): void {
-    if (view.length >= POOL_BYTES) {
-      randomFillSync(view);
-      return;
-    }
-    for (let pos = 0; pos < view.length; ) {
+    randomFillSync(view);
+  }
+
+  /** Write n pool bytes into the chain's device-writable buffers; returns the count written. */
+  writeTo(chain: Chain, n: number): number {
+    let done = 0;
+    while (done < n) {
       if (this.at === POOL_BYTES) {
         randomFillSync((this.buf ??= new Uint8Array(POOL_BYTES)));
         this.at = 0;
       }
-      const n = Math.min(view.length - pos, POOL_BYTES - this.at);
-      if (n <= SMALL_COPY) {
-        // Byte loop: no subarray view allocated per small request.
-        const buf = this.buf!;
-        for (let i = 0; i < n; i++) view[pos + i] = buf[this.at + i]!;
-      } else {
-        view.set(this.buf!.subarray(this.at, this.at + n), pos);
-      }
-      this.at += n;
-      pos += n;
+      const k = Math.min(n - done, POOL_BYTES - this.at);
+      // Straight from the pool into guest RAM: no view per request.
+      const w = chain.write(this.buf!, done, this.at, k);
+      this.at += k;
+      done += w;
+      if (w < k) break;
     }
+    return done;
   }
 }
 
@@ -74,7 +73,10 @@ export class RngDevice implements DeviceModel {
     serveQueue(ctx, queue, this.serve);
   }
 
-  private readonly serve = (chain: Chain): number => chain.fillWritable(this.maxRequest, this.fill);
+  private readonly serve = (chain: Chain): number => {
+    const n = Math.min(this.maxRequest, chain.writableBytes);
+    return n >= POOL_BYTES ? chain.fillWritable(n, this.fill) : entropy.writeTo(chain, n);
+  };
 }
 
 function positiveInt(options: DeviceOptions, name: string): number | undefined {

@@ -6,7 +6,7 @@
 import type { IrqChip, IrqHandler } from '../../core/bus.js';
 import type { IrqLines } from '../board-contract.js';
 import { waitAsync } from '../bus/atomics.js';
-import { DRIVER_SPIN_MS, spinWhile } from '../bus/spin.js';
+import { DRIVER_SPIN_MS, PartnerSpin, spinWhile, type Partner, type SpinStats } from '../bus/spin.js';
 
 // Header words.
 /** Bumped by the device side on every raise; the main thread waits on it. */
@@ -85,12 +85,28 @@ export class IrqController implements IrqChip {
    * device timers, which have no thread of their own there.
    */
   pump: (() => number) | null = null;
+  /** The spin before blocking in waitAndDeliver, adapted to the device thread once attachPartner() told it which. */
+  private spinner: PartnerSpin | null = null;
   private auto: { stopped: boolean; keepAlive: NodeJS.Timeout } | null = null;
 
   constructor(sab: SharedArrayBuffer) {
     this.i32 = new Int32Array(sab);
     this.lines = checkedLines(this.i32);
     for (let i = 0; i < this.lines; i++) this.handlers.push([]);
+  }
+
+  /**
+   * The device thread's heartbeat (the trap mailbox's view of the worker):
+   * from now on waitAndDeliver spins only while the worker runs, and not
+   * at all while it sleeps unwoken (spin.ts).
+   */
+  attachPartner(partner: Partner): void {
+    this.spinner = new PartnerSpin(partner);
+  }
+
+  /** How waitAndDeliver's spins ended, once a partner is attached. */
+  get spinStats(): SpinStats | null {
+    return this.spinner ? { ...this.spinner.stats } : null;
   }
 
   request(line: number, handler: IrqHandler): void {
@@ -177,10 +193,12 @@ export class IrqController implements IrqChip {
       if (left <= 0) return 0;
       // A device in the worker usually answers within microseconds, and a
       // futex wake costs tens of them: spin briefly first, as the trap
-      // mailbox does. Not with a pump: then device work runs only here.
+      // mailbox does, and only while the worker runs. Not with a pump: then
+      // device work runs only here.
       if (!spun && !this.pump) {
         spun = true;
-        if (spinWhile(i32, SEQ, seq, Math.min(DRIVER_SPIN_MS, left)) !== seq) continue;
+        const cap = Math.min(DRIVER_SPIN_MS, left);
+        if (this.spinner ? this.spinner.spin(i32, SEQ, seq, cap) : spinWhile(i32, SEQ, seq, cap) !== seq) continue;
       }
       slice = Math.max(0, Math.min(slice, left));
       Atomics.add(i32, WAITERS, 1);

@@ -52,6 +52,8 @@ import { newCounters, type DeviceCounters, type DriverNotifier } from './signals
 
 /** Chains a queue handler may pop per invocation before yielding (vhost's "weight", BI-29). */
 export const DEFAULT_QUEUE_WEIGHT = 256;
+/** Ask the scheduler whether to yield to a waiting register access every this many chains (mask). */
+const YIELD_CHECK_MASK = 3;
 
 const DRIVER_STATUS_BITS =
   VIRTIO_CONFIG_S_ACKNOWLEDGE |
@@ -95,6 +97,8 @@ export class DeviceCore {
   private readonly scheduled: boolean[];
   private readonly timers = new Set<number>();
   private budget = 0;
+  /** Chains popped, for the periodic yield check. */
+  private popTick = 0;
   private faultArmed = false;
   private refuseFeaturesOnce = false;
   private readonly weight: number;
@@ -407,25 +411,64 @@ export class DeviceCore {
 
   // ---- DeviceContext operations (through CoreContext) ----
 
+  /** The work budget and the yield check before each pop: false (and re-queued) when the handler should stop. */
+  private mayPop(q: number): boolean {
+    // Weight spent, or (checked every few chains) a register access waits:
+    // stop here and continue in a later step.
+    if (this.budget <= 0 || ((++this.popTick & YIELD_CHECK_MASK) === 0 && this.opts.scheduler.shouldYield())) {
+      this.schedule(q);
+      return false;
+    }
+    return true;
+  }
+
+  /** A malformed ring: park the queue, DEVICE_NEEDS_RESET. */
+  private ringError(queue: SplitQueue, e: unknown): void {
+    if (!(e instanceof RingError)) throw e;
+    queue.parked = true;
+    this.counters.ringErrors++;
+    this.guestError(e.message);
+    this.needsReset(e.message);
+  }
+
   /** @internal */
   ctxPop(q: number): Chain | null {
     const queue = this.queues[q];
     if (!queue || !this.running || !queue.ready || queue.parked) return null;
-    if (this.budget <= 0) {
-      this.schedule(q);
-      return null;
-    }
+    if (!this.mayPop(q)) return null;
     try {
       const chain = queue.pop(this.opts.ram);
       if (chain) this.budget--;
       return chain;
     } catch (e) {
-      if (!(e instanceof RingError)) throw e;
-      queue.parked = true;
-      this.counters.ringErrors++;
-      this.guestError(e.message);
-      this.needsReset(e.message);
+      this.ringError(queue, e);
       return null;
+    }
+  }
+
+  /** @internal */
+  ctxServe(q: number, serve: (chain: Chain) => number): void {
+    const queue = this.queues[q];
+    if (!queue) return;
+    const ram = this.opts.ram;
+    for (;;) {
+      if (!this.running || !queue.ready || queue.parked) return;
+      if (!this.mayPop(q)) return;
+      let chain: DescriptorChain | null;
+      try {
+        chain = queue.popRecord(ram);
+      } catch (e) {
+        this.ringError(queue, e);
+        return;
+      }
+      if (!chain) return;
+      this.budget--;
+      try {
+        const len = serve(chain);
+        if (!queue.parked && queue.pushUsed(ram, chain, len)) this.counters.usedBuffers++;
+      } finally {
+        chain.retire();
+      }
     }
   }
 
@@ -476,6 +519,9 @@ class CoreContext implements DeviceContext {
   }
   pushUsed(chain: Chain, len: number): void {
     this.core.ctxPushUsed(chain, len);
+  }
+  serve(queue: number, serve: (chain: Chain) => number): void {
+    this.core.ctxServe(queue, serve);
   }
   notifyUsed(queue: number): void {
     this.core.ctxNotifyUsed(queue);

@@ -13,12 +13,19 @@ interface Timer {
 }
 
 export class Scheduler {
+  /** See Board.setYieldHook: true when device work should stop at the next chain boundary. */
+  yieldHook: (() => boolean) | null = null;
   private work: (() => void)[] = [];
   private workHead = 0;
   private timers: Timer[] = [];
   private nextId = 1;
 
   constructor(private readonly now: Clock) {}
+
+  /** Device work should stop at this chain boundary (a register access waits). */
+  shouldYield(): boolean {
+    return this.yieldHook?.() === true;
+  }
 
   defer(fn: () => void): void {
     this.work.push(fn);

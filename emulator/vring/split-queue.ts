@@ -14,7 +14,7 @@ import {
   usedRingSize,
   vringNeedEvent,
 } from '../../core/uapi/ring.js';
-import { DescriptorChain, walkChain } from './chain.js';
+import { ChainBuffers, DescriptorChain, walkChainInto, type WalkParams } from './chain.js';
 import { addr64, type GuestRam } from './guest-ram.js';
 import { RingError } from './ring-error.js';
 
@@ -58,11 +58,17 @@ export class SplitQueue {
   private signalledUsed = 0;
   private signalledValid = false;
   private unsignalled = false;
+  /** The serve path's chain record, reused for every chain (created at the first serve). */
+  private record: DescriptorChain | null = null;
+  /** The layout chains are walked against, set when the queue is enabled. */
+  private readonly walkParams: WalkParams;
 
   constructor(
     readonly index: number,
     readonly maxSize: number,
-  ) {}
+  ) {
+    this.walkParams = { queue: index, descTable: 0, queueSize: 0, indirectAllowed: false };
+  }
 
   get pendingChains(): number {
     return this.inFlightCount;
@@ -125,6 +131,10 @@ export class SplitQueue {
     this.driver = addr64(this.driverLo, this.driverHi);
     this.device = addr64(this.deviceLo, this.deviceHi);
     this.features = { ...features };
+    const w = this.walkParams;
+    w.descTable = this.desc;
+    w.queueSize = this.size;
+    w.indirectAllowed = features.indirect;
     this.nextAvail = 0;
     this.nextUsed = 0;
     this.availShadow = 0;
@@ -159,12 +169,36 @@ export class SplitQueue {
   }
 
   /**
-   * Pop the next available chain, or null if the ring is empty. Throws
-   * RingError on corruption (avail idx more than a ring ahead, head out of
-   * range or already in flight, malformed chain).
+   * Pop the next available chain as a chain of its own (a model may hold
+   * it), or null if the ring is empty. Throws RingError on corruption (avail
+   * idx more than a ring ahead, head out of range or already in flight,
+   * malformed chain).
    */
   pop(ram: GuestRam): DescriptorChain | null {
-    if (!this.ready || this.parked) return null;
+    const head = this.nextHead(ram);
+    if (head < 0) return null;
+    const bufs = new ChainBuffers();
+    this.walk(ram, head, bufs);
+    return new DescriptorChain(ram, this, this.index, bufs).reuse(this.take(head), this.epoch);
+  }
+
+  /**
+   * The same, into the queue's reusable record: for a chain that is served
+   * and pushed before the next pop (the record is retired in between), so
+   * popping allocates nothing.
+   */
+  popRecord(ram: GuestRam): DescriptorChain | null {
+    const head = this.nextHead(ram);
+    if (head < 0) return null;
+    const rec = (this.record ??= new DescriptorChain(ram, this, this.index, new ChainBuffers()));
+    rec.retire();
+    this.walk(ram, head, rec.bufs);
+    return rec.reuse(this.take(head), this.epoch);
+  }
+
+  /** The head of the next available chain, checked, or -1 if the ring is empty. */
+  private nextHead(ram: GuestRam): number {
+    if (!this.ready || this.parked) return -1;
     const idxAddr = this.driver + 2;
     // Read avail idx only when the entries seen last time are used up
     // (vhost's avail_idx shadow): the driver rewrites that cache line on
@@ -172,12 +206,12 @@ export class SplitQueue {
     let availIdx = this.availShadow;
     if (availIdx === this.nextAvail) availIdx = this.availShadow = ram.loadU16(idxAddr);
     if (availIdx === this.nextAvail) {
-      if (!this.features.eventIdx) return null;
+      if (!this.features.eventIdx) return -1;
       // Ask to be kicked at the next buffer, then look again: the driver may
       // have published between our read and our avail_event store.
       ram.storeU16(this.device + 4 + VRING_USED_ELEM_SIZE * this.size, this.nextAvail);
       availIdx = this.availShadow = ram.loadU16(idxAddr);
-      if (availIdx === this.nextAvail) return null;
+      if (availIdx === this.nextAvail) return -1;
     }
     const pending = (availIdx - this.nextAvail) & 0xffff;
     if (pending > this.size) {
@@ -186,15 +220,19 @@ export class SplitQueue {
     const head = ram.readU16(this.driver + 4 + 2 * (this.nextAvail & (this.size - 1)));
     if (head >= this.size) throw new RingError(this.index, `avail ring head ${head} ≥ queue size ${this.size}`);
     if (this.inFlight[head]) throw new RingError(this.index, `head ${head} made available again while in flight`);
-    const walked = walkChain(
-      ram,
-      { queue: this.index, descTable: this.desc, queueSize: this.size, indirectAllowed: this.features.indirect },
-      head,
-    );
+    return head;
+  }
+
+  private walk(ram: GuestRam, head: number, out: ChainBuffers): void {
+    walkChainInto(ram, this.walkParams, head, out);
+  }
+
+  /** The chain at head validated: consume its avail entry and mark it in flight. */
+  private take(head: number): number {
     this.nextAvail = (this.nextAvail + 1) & 0xffff;
     this.inFlight[head] = 1;
     this.inFlightCount++;
-    return new DescriptorChain(ram, this, this.index, head, this.epoch, walked);
+    return head;
   }
 
   /** Put a popped chain on the used ring. False (nothing written) if it is stale or not in flight. */

@@ -4,6 +4,10 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { BusError, PLATFORM, type AccessWidth } from '../../core/bus.js';
 import { MAGIC_VALUE, REG } from '../../core/uapi/mmio.js';
 import { Machine, type MachineOptions } from '../../emulator/machine.js';
+import { MB, MB_TIME, createMailbox } from '../../emulator/bus/mailbox.js';
+import { MailboxBus } from '../../emulator/bus/mailbox-driver.js';
+import { sharedClock } from '../../emulator/bus/spin.js';
+import { IrqController, createIrqState } from '../../emulator/irq/controller.js';
 import { FAKE_BOARD_MODULE, FAKE_DEVICE_ID, FAKE_VENDOR_ID } from '../helpers/fake-board.js';
 
 const machines: Machine[] = [];
@@ -179,5 +183,99 @@ describe('close', () => {
     expect(m.mem.base).toBe(PLATFORM.RAM_BASE);
     expect(m.mem.size).toBe(1 << 20);
     expect(m.mem.u8.buffer).toBeInstanceOf(SharedArrayBuffer);
+  });
+});
+
+describe('adaptive spinning (counters, never timings)', () => {
+  const mem = { base: 0, size: 0, u8: new Uint8Array(0), view: new DataView(new ArrayBuffer(0)) };
+  /** A driver end over a mailbox nobody serves; `sleeping`: a worker that said it sleeps and never wakes. */
+  function bareBus(sleeping: boolean): MailboxBus {
+    const buffers = createMailbox(64);
+    if (sleeping) {
+      new Float64Array(buffers.mailbox)[MB_TIME.WORKER_SLEPT_AT] = sharedClock();
+      new Int32Array(buffers.mailbox)[MB.WORKER_SLEEPING] = 1;
+    }
+    return new MailboxBus(buffers, mem, new IrqController(createIrqState(1)), { trapTimeoutMs: 10 });
+  }
+
+  it('a worker that is awake but never answers: the driver blocks after the stall window instead of spinning its budget, and the deadline holds', () => {
+    const bus = bareBus(false);
+    expect(busError(() => bus.read(0x1000, 4)).code).toBe('EMU_TRAP_TIMEOUT');
+    const s = bus.stats;
+    expect(s.notifies).toBe(0);
+    expect(s.blocked).toBe(1);
+    expect(s.sleeps).toBeGreaterThan(0);
+    expect(s.spin.exhausted).toBe(0);
+    expect(s.spin.stalls + s.spin.preemptions).toBe(1);
+  });
+
+  it('a worker asleep that never wakes: notified once, the wake spin misses, then waits block at once (backoff)', () => {
+    const bus = bareBus(true);
+    // The first access times out; the later ones wait for its late answer (and time out too).
+    for (let i = 0; i < 5; i++) expect(busError(() => bus.read(0x1000, 4)).code).toBe('EMU_TRAP_TIMEOUT');
+    const s = bus.stats;
+    expect(s.requests).toBe(1);
+    expect(s.notifies).toBe(1);
+    expect(s.blocked).toBe(5);
+    expect(s.spin.exhausted).toBe(0);
+    // Miss, skip, miss, skip, skip.
+    expect(s.spin.wakeMisses + s.spin.preemptions).toBe(2);
+    expect(s.spin.skips).toBe(3);
+  });
+
+  it('a hung worker (fault hang) is not spun on: the access blocks and ends with EMU_TRAP_TIMEOUT', async () => {
+    const m = await boot({ trapTimeoutMs: 50 });
+    const bus = m.bus as MailboxBus;
+    expect(m.control({ op: 'fault', kind: 'hang', ms: 400 })).toEqual({ ok: true });
+    const before = bus.stats;
+    expect(busError(() => bus.read(m.slotAddr(0) + REG.QueueSel, 4)).code).toBe('EMU_TRAP_TIMEOUT');
+    const after = bus.stats;
+    expect(after.blocked - before.blocked).toBe(1);
+    expect(after.spin.exhausted - before.spin.exhausted).toBe(0);
+    const cut = ['stalls', 'preemptions', 'skips'] as const;
+    expect(cut.reduce((n, k) => n + after.spin[k] - before.spin[k], 0)).toBe(1);
+  });
+
+  it('an idle worker sleeps, is notified by the next access, and measures and publishes its wake-up', async () => {
+    const m = await boot();
+    const bus = m.bus as MailboxBus;
+    const sel = m.slotAddr(0) + REG.QueueSel;
+    for (let i = 0; i < 3; i++) {
+      await new Promise((r) => setTimeout(r, 20));
+      m.bus.write(sel, 4, i + 1);
+      expect(m.bus.read(sel, 4)).toBe(i + 1);
+    }
+    expect(bus.stats.notifies).toBeGreaterThanOrEqual(3);
+    const stats = m.control({ op: 'stats' }) as { ok: true; value: { bus: { sleeps: number; wakeups: number; wakeSamples: number; wakeMs: number } } };
+    const w = stats.value.bus;
+    expect(w.sleeps).toBeGreaterThanOrEqual(3);
+    expect(w.wakeups).toBeGreaterThanOrEqual(3);
+    expect(w.wakeSamples).toBe(w.wakeups);
+    expect(w.wakeMs).toBeGreaterThan(0);
+    expect(bus.partner.wakeMs()).toBeCloseTo(w.wakeMs, 5);
+  });
+
+  it('a posted write (doorbell) does not wait for the worker; the next access does, with the same deadline', async () => {
+    const m = await boot({ trapTimeoutMs: 50 });
+    const bus = m.bus as MailboxBus;
+    const sel = m.slotAddr(0) + REG.QueueSel;
+    bus.writePosted(sel, 4, 9);
+    expect(m.bus.read(sel, 4)).toBe(9);
+    expect(bus.stats.posted).toBe(1);
+    expect(m.control({ op: 'fault', kind: 'hang', ms: 300 })).toEqual({ ok: true });
+    // The worker is stopped: the posted write still returns at once...
+    bus.writePosted(sel, 4, 10);
+    // ...and the access after it meets the deadline waiting for it.
+    const e = busError(() => m.bus.read(sel, 4));
+    expect(e.code).toBe('EMU_TRAP_TIMEOUT');
+    expect(e.message).toMatch(/still busy with an earlier access/);
+    bus.trapTimeoutMs = 15_000;
+    expect(m.bus.read(sel, 4)).toBe(10);
+  });
+
+  it('a dead worker fails a posted write at once', async () => {
+    const m = await boot();
+    await m.terminateWorker();
+    expect(busError(() => (m.bus as MailboxBus).writePosted(m.slotAddr(0) + REG.QueueSel, 4, 1)).code).toBe('EMU_WORKER_DEAD');
   });
 });

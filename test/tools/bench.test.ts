@@ -10,7 +10,7 @@ import { PLATFORM } from '../../core/bus.js';
 import { launchSelf } from '../../tools/bench/qemu.js';
 import { runSequence } from '../../tools/bench/register-sequence.js';
 import { BenchSkip, type BenchCase } from '../../tools/bench/case.js';
-import { runBench, type BenchReport } from '../../tools/bench/suite.js';
+import { contendName, plan, runBench, type BenchReport } from '../../tools/bench/suite.js';
 
 const run = promisify(execFile);
 const CLI = fileURLToPath(new URL('../../tools/cli.js', import.meta.url));
@@ -84,5 +84,54 @@ describe('qtest client', () => {
     } finally {
       client.close();
     }
+  });
+});
+
+describe('contention variants', () => {
+  const quiet = (name: string, contend?: boolean): BenchCase => ({
+    name,
+    description: name,
+    ...(contend ? { contend } : {}),
+    setup: async () => ({ run: () => {}, teardown: () => {}, batchSize: 8 }),
+  });
+  const names = (runs: { c: BenchCase; level: number }[]): string[] => runs.map((r) => contendName(r.c.name, r.level));
+
+  it('runs cases marked contend again at each level, right after their quiet run', () => {
+    const cases = [quiet('a', true), quiet('b'), quiet('c', true)];
+    expect(names(plan(cases, undefined, undefined))).toEqual(['a', 'a.contend2', 'a.contend4', 'b', 'c', 'c.contend2', 'c.contend4']);
+    expect(names(plan(cases, undefined, [4]))).toEqual(['a', 'a.contend4', 'b', 'c', 'c.contend4']);
+    expect(names(plan(cases, undefined, []))).toEqual(['a', 'b', 'c']);
+  });
+
+  it('with a filter, adds variants only when the levels are given or a word names one', () => {
+    const cases = [quiet('x.one', true), quiet('x.two', true), quiet('y')];
+    expect(names(plan(cases, 'x.', undefined))).toEqual(['x.one', 'x.two']);
+    expect(names(plan(cases, 'x.one,y', [2]))).toEqual(['x.one', 'x.one.contend2', 'y']);
+    expect(names(plan(cases, 'two.contend4', undefined))).toEqual(['x.two', 'x.two.contend4']);
+    expect(names(plan(cases, '.contend2', undefined))).toEqual(['x.one', 'x.one.contend2', 'x.two', 'x.two.contend2']);
+  });
+
+  it('measures a variant with the busy processes running, as a ratio to the quiet run, and stops them after', async () => {
+    let seen = 0;
+    const c: BenchCase = {
+      name: 'probe',
+      description: '',
+      contend: true,
+      setup: async (ctx) => ({
+        run: () => {
+          seen = Math.max(seen, ctx.contend ?? 0);
+        },
+        teardown: () => {},
+        batchSize: 8,
+      }),
+    };
+    const report = await runBench({ quick: true, cases: [c], contendLevels: [1] });
+    const [q, v] = report.results;
+    expect(q!.name).toBe('probe');
+    expect(v!.name).toBe('probe.contend1');
+    expect(v!['contend']).toBe(1);
+    expect(v!.ratio_to).toBe('probe');
+    expect(v!.ratio).toBeCloseTo(v!.median_ns / q!.median_ns, 6);
+    expect(seen).toBe(1);
   });
 });

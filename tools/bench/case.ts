@@ -6,6 +6,8 @@ export interface BenchContext {
   quick: boolean;
   /** Module exporting createBoard, for cases that boot a machine (default: the real board). */
   boardModule?: string;
+  /** Busy processes running beside the measurement (the *.contendN variants); 0 or absent: none. */
+  contend?: number;
 }
 
 /** Extra per-result fields a case reports (accesses_per_device, iops, ...). */
@@ -46,6 +48,11 @@ export interface BenchCase {
   description: string;
   /** Report this case's median as a multiple of another case's (ratio = this / that). */
   ratioTo?: string;
+  /**
+   * Also run the case with busy processes beside it (the run's contention
+   * levels), reported as `<name>.contend<N>` with the ratio to this case.
+   */
+  contend?: boolean;
   setup?(ctx: BenchContext): Promise<BenchInstance>;
   /** Instead of setup: measure in one go. */
   measureSelf?(ctx: BenchContext): Promise<SelfTimed>;

@@ -33,6 +33,14 @@ export class CountingBus implements Bus {
     this.inner.write(addr, width, value);
   }
 
+  writePosted(addr: number, width: AccessWidth, value: number): void {
+    this.writes++;
+    if (addr % MMIO_WINDOW_SIZE === REG.QueueNotify) this.notifies++;
+    const inner = this.inner;
+    if (inner.writePosted) inner.writePosted(addr, width, value);
+    else inner.write(addr, width, value);
+  }
+
   reset(): void {
     this.reads = this.writes = this.notifies = 0;
   }

@@ -28,6 +28,7 @@ export function createBoard(config: BoardConfig, ram: Uint8Array, irq: IrqLines)
     runDeferred: (budget) => board.runDeferred(budget),
     hasDeferred: () => board.hasDeferred(),
     nextTimerMs: () => board.nextTimerMs(),
+    setYieldHook: (hook) => board.setYieldHook?.(hook),
     control(req: ControlRequest): ControlResponse {
       const res = board.control(req);
       if (req.op !== 'stats' || !res.ok) return res;

@@ -59,6 +59,7 @@ class PipeState {
     const vq = this.p.q.vq;
     if (this.free.length < this.batch && this.inFlight > 0 && budget > this.free.length) return 0;
     let added = 0;
+    let kicked = false;
     while (added < budget && this.free.length > 0) {
       const slot = this.free.pop()!;
       const { sgs, out } = this.p.request(slot);
@@ -69,9 +70,15 @@ class PipeState {
         break;
       }
       added++;
+      // Kick (if the ring asks for one) after the first batch as well as at
+      // the end: an idle device starts on it while the rest is added.
+      if (added === this.batch) {
+        vq.kick();
+        kicked = true;
+      }
     }
     this.inFlight += added;
-    if (added > 0) vq.kick();
+    if (added > 0 && (!kicked || added > this.batch)) vq.kick();
     return added;
   }
 

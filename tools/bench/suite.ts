@@ -4,6 +4,10 @@ import { allCases } from './cases/index.js';
 import { machineInfo, type MachineInfo } from './machine-info.js';
 import { measure } from './stats.js';
 import { BenchSkip, type BenchCase, type BenchContext, type BenchExtras } from './case.js';
+import { startHogs } from './contend.js';
+
+/** Contention levels of a run unless told otherwise: busy processes beside the pair. */
+export const DEFAULT_CONTEND_LEVELS: readonly number[] = [2, 4];
 
 export interface BenchResult {
   name: string;
@@ -32,6 +36,12 @@ export interface BenchRunOptions extends BenchContext {
   /** Only cases whose name contains this (or, comma-separated, any of these). */
   filter?: string;
   cases?: BenchCase[];
+  /**
+   * Busy-process counts at which cases marked `contend` run again, right
+   * after their quiet run (default DEFAULT_CONTEND_LEVELS; empty: none).
+   * Given explicitly, it also applies to the cases a filter picks.
+   */
+  contendLevels?: readonly number[];
   /** Called as each case finishes (progress output). */
   onResult?: (r: BenchResult) => void;
 }
@@ -44,24 +54,43 @@ function failed(name: string, err: unknown): BenchResult {
   return r;
 }
 
+/** The result name of a case at a contention level. */
+export function contendName(name: string, level: number): string {
+  return level > 0 ? `${name}.contend${level}` : name;
+}
+
+/**
+ * Set up, measure, tear down. With ctx.contend > 0 the busy processes run
+ * from just before the warm-up to the end of the measurement, so setup and
+ * teardown (booting and closing machines) are not slowed by them.
+ */
 async function runCase(c: BenchCase, ctx: BenchContext): Promise<BenchResult> {
+  const level = ctx.contend ?? 0;
+  const name = contendName(c.name, level);
   try {
     if (c.measureSelf) {
+      if (level > 0) throw new BenchSkip('self-timed cases do not run under contention');
       const t = await c.measureSelf(ctx);
       const { extras, ...timing } = t;
-      return withPerDevice({ name: c.name, ...timing, ...(extras ?? {}) });
+      return withPerDevice({ name, ...timing, ...(extras ?? {}) });
     }
     if (!c.setup) throw new Error('case has neither setup nor measureSelf');
     const inst = await c.setup(ctx);
     try {
-      const t = await measure(inst, ctx);
+      const hogs = level > 0 ? await startHogs(level) : null;
+      let t: Awaited<ReturnType<typeof measure>>;
+      try {
+        t = await measure(inst, ctx);
+      } finally {
+        await hogs?.stop();
+      }
       const extras: BenchExtras = inst.extras ? inst.extras(t) : {};
-      return withPerDevice({ name: c.name, ...t, ...extras });
+      return withPerDevice({ name, ...t, ...extras, ...(level > 0 ? { contend: level } : {}) });
     } finally {
       await inst.teardown();
     }
   } catch (err) {
-    return failed(c.name, err);
+    return failed(name, err);
   }
 }
 
@@ -73,30 +102,67 @@ function withPerDevice(r: BenchResult): BenchResult {
 }
 
 /** ratio = this median / the named case's median, when both ran. */
-function applyRatio(r: BenchResult, c: BenchCase, results: readonly BenchResult[]): void {
-  if (!c.ratioTo) return;
-  r.ratio_to = c.ratioTo;
-  const base = results.find((x) => x.name === c.ratioTo);
+function applyRatio(r: BenchResult, ratioTo: string | undefined, results: readonly BenchResult[]): void {
+  if (!ratioTo) return;
+  r.ratio_to = ratioTo;
+  const base = results.find((x) => x.name === ratioTo);
   if (base && Number.isFinite(base.median_ns) && Number.isFinite(r.median_ns) && base.median_ns > 0) {
     r.ratio = r.median_ns / base.median_ns;
   }
 }
 
+/** One measurement of a run: a case at a contention level (0: quiet). */
+interface Run {
+  c: BenchCase;
+  level: number;
+}
+
+/**
+ * What a run measures. Without a filter: every case, and every case marked
+ * `contend` again at each level. With a filter: the cases whose name contains
+ * a word; their contention variants when the levels were given explicitly,
+ * or when a word names a variant (`--filter .contend4`, which also brings in
+ * the quiet run the ratio needs).
+ */
+export function plan(all: readonly BenchCase[], filter: string | undefined, levelsOpt: readonly number[] | undefined): Run[] {
+  const words = filter ? filter.split(',').filter((w) => w !== '') : [];
+  const levels = [...new Set(levelsOpt ?? DEFAULT_CONTEND_LEVELS)].filter((n) => n > 0).sort((a, b) => a - b);
+  const runs: Run[] = [];
+  for (const c of all) {
+    const base = words.length === 0 || words.some((w) => c.name.includes(w));
+    const variants = c.contend
+      ? levels.filter((level) => {
+          if (words.length === 0) return true;
+          if (base && levelsOpt !== undefined) return true;
+          const name = contendName(c.name, level);
+          return words.some((w) => w.includes('.contend') && name.includes(w));
+        })
+      : [];
+    if (!base && variants.length === 0) continue;
+    runs.push({ c, level: 0 });
+    for (const level of variants) runs.push({ c, level });
+  }
+  return runs;
+}
+
 export async function runBench(opts: BenchRunOptions): Promise<BenchReport> {
-  const all = opts.cases ?? allCases;
-  const words = opts.filter ? opts.filter.split(',').filter((w) => w !== '') : [];
-  const selected = words.length ? all.filter((c) => words.some((w) => c.name.includes(w))) : all;
+  const runs = plan(opts.cases ?? allCases, opts.filter, opts.contendLevels);
   const ctx: BenchContext = { quick: opts.quick, ...(opts.boardModule ? { boardModule: opts.boardModule } : {}) };
   const machine = machineInfo();
   const results: BenchResult[] = [];
-  for (const c of selected) {
-    const r = await runCase(c, ctx);
-    applyRatio(r, c, results);
+  /** Each result's ratio target, by index. */
+  const ratioTos: (string | undefined)[] = [];
+  for (const { c, level } of runs) {
+    const r = await runCase(c, level > 0 ? { ...ctx, contend: level } : ctx);
+    // A contended run is compared with the same case measured quiet just before.
+    const ratioTo = level > 0 ? c.name : c.ratioTo;
+    applyRatio(r, ratioTo, results);
     results.push(r);
+    ratioTos.push(ratioTo);
     opts.onResult?.(r);
   }
   // A ratio to a case that ran later (or was filtered in after this one).
-  for (const [i, c] of selected.entries()) if (results[i]!.ratio === undefined) applyRatio(results[i]!, c, results);
+  for (const [i, r] of results.entries()) if (r.ratio === undefined) applyRatio(r, ratioTos[i], results);
   return { machine, results };
 }
 

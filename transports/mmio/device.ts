@@ -46,6 +46,13 @@ export class MmioPlatformDevice implements LogTarget {
   writel(value: number, offset: number): void {
     this.io.write(this.base + offset, 4, value >>> 0);
   }
+
+  /** A doorbell write: posted where the bus can (Bus.writePosted), else a plain write. */
+  writelPosted(value: number, offset: number): void {
+    const io = this.io;
+    if (io.writePosted) io.writePosted(this.base + offset, 4, value >>> 0);
+    else io.write(this.base + offset, 4, value >>> 0);
+  }
 }
 
 /** struct virtio_mmio_device */
@@ -86,6 +93,10 @@ export class VirtioMmioDevice extends VirtioDevice {
   }
   writel(value: number, offset: number): void {
     this.pdev.writel(value, offset);
+  }
+
+  writelPosted(value: number, offset: number): void {
+    this.pdev.writelPosted(value, offset);
   }
 }
 
@@ -223,13 +234,15 @@ function vmReset(vdev: VirtioDevice): void {
 
 /** vm_notify: write the queue's selector into QueueNotify. */
 function vmNotify(vq: Virtqueue): boolean {
-  toVirtioMmioDevice(vq.vdev).writel(vq.index, REG.QueueNotify);
+  // A posted write, as QueueNotify through an ioeventfd: the kick does not
+  // wait for the device thread.
+  toVirtioMmioDevice(vq.vdev).writelPosted(vq.index, REG.QueueNotify);
   return true;
 }
 
 /** vm_notify_with_data (VIRTIO_F_NOTIFICATION_DATA): next avail idx in the high half. */
 function vmNotifyWithData(vq: Virtqueue): boolean {
-  toVirtioMmioDevice(vq.vdev).writel(vringNotificationData(vq), REG.QueueNotify);
+  toVirtioMmioDevice(vq.vdev).writelPosted(vringNotificationData(vq), REG.QueueNotify);
   return true;
 }
 

@@ -88,7 +88,7 @@ for (const op of ['read', 'write'] as const) {
     cases.push({
       name: `blk.${op}4k.qd${depth}`,
       description: `virtio-blk 4 KiB random ${op}s, ${depth} in flight, RAM medium (virtio_blk submit/kick/reap)`,
-      ...(depth > 1 ? { ratioTo: `blk.${op}4k.qd1` } : {}),
+      ...(depth > 1 ? { ratioTo: `blk.${op}4k.qd1`, contend: true } : {}),
       setup: (ctx) => blkCase(ctx, op, depth),
     });
   }

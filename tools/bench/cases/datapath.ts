@@ -119,11 +119,14 @@ export const cases: BenchCase[] = [
   {
     name: 'rng.rtt16',
     description: 'one 16-byte rng request: add, kick, device, interrupt, harvest (kernel completion wait)',
+    contend: true,
     setup: (ctx) => rttCase(ctx),
   },
   {
     name: 'ring.rng.eventidx_on',
     description: `chains/s with the ring kept full (${RING_BYTES}-byte rng chains, batched harvest), EVENT_IDX negotiated`,
+    ratioTo: 'sab.ring',
+    contend: true,
     setup: (ctx) => ringCase(ctx, true),
   },
   {

@@ -97,6 +97,7 @@ export const cases: BenchCase[] = [1, 32, 256].map(
   (n): BenchCase => ({
     name: `probe.rng.${n}dev`,
     description: `probe ${n} virtio-rng device(s) (magic..DRIVER_OK, queue setup, first request) through the trap`,
+    contend: n <= 32,
     setup: (ctx) => probeCase(ctx, n),
   }),
 );
@@ -104,5 +105,6 @@ export const cases: BenchCase[] = [1, 32, 256].map(
 cases.push({
   name: 'pm.suspend_cycle.32dev',
   description: 'one suspend/resume cycle (freeze, freeze_noirq, restore_noirq, restore) of 32 virtio-rtc devices with the noirq pair',
+  contend: true,
   setup: (ctx) => suspendCase(ctx, 32),
 });

@@ -130,6 +130,7 @@ export const cases: BenchCase[] = [
       name: `${k.name}.trap`,
       description: `${k.description}, through the worker trap mailbox`,
       ratioTo: 'sab.pingpong',
+      contend: true,
       setup: (ctx) => registerCase(ctx, 'worker', k.op, k.accesses),
     }),
   ),
