@@ -3,6 +3,7 @@
 // the pieces a harness needs to drive and inspect system sleep.
 export { Machine, MACHINE_LIMITS, type MachineOptions, type MachineDevice } from '../emulator/machine.js';
 export { RUN_LIMITS, SCENARIO_LIMITS, FUZZ_LIMITS } from './limits.js';
+export { bootLinuxSystem, LinuxKernel, type LinuxDevice, type LinuxSystem, type LinuxSystemOptions } from '../linux/host/index.js';
 export { VirtioSystem, KernelInstance, type SystemOptions, type SleepOptions, type HibernateSystemOptions, type PowerModel } from './system.js';
 export type { ControlRequest, ControlResponse, DeviceSpec, TransportKind } from '../emulator/board-contract.js';
 export { BusError, PLATFORM, type Bus, type IrqChip, type GuestMemory } from '../core/bus.js';

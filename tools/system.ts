@@ -10,6 +10,7 @@ import { type HibernationMode, type PmTransition, hibernate, pmSuspend } from '.
 import { VirtioBus, type VirtioDevice, type VirtioDriver, registerVirtioDriver, virtioDevShutdown } from '../core/virtio.js';
 import { type FoundDevice, transportScanners } from '../transports/index.js';
 import { Machine, type MachineOptions } from '../emulator/machine.js';
+import { bootLinuxSystem, type LinuxSystem, type LinuxSystemOptions } from '../linux/host/index.js';
 
 export type PowerModel = 'retain' | 'reset' | 'fresh';
 
@@ -195,8 +196,20 @@ export class VirtioSystem {
     this.kernel = new KernelInstance(this.kernelBus, drivers, machine.config.slots);
   }
 
-  /** Start a machine and boot a kernel on it: every device probed and bound. */
-  static async create(opts: SystemOptions = {}): Promise<VirtioSystem> {
+  /**
+   * Start a machine and boot a kernel on it: every device probed and bound.
+   * The kernel is the TypeScript model unless `kernel: 'linux'` asks for
+   * Linux 6.12 in WebAssembly (linux/: needs `npm run build:linux`), whose
+   * system has the same suspend/hibernate/injectPmFailure/dpm/close and
+   * Linux's own view of the devices (`sys.kernel.devices()`).
+   */
+  static create(opts: LinuxSystemOptions & { kernel: 'linux' }): Promise<LinuxSystem>;
+  static create(opts?: SystemOptions & { kernel?: 'model' }): Promise<VirtioSystem>;
+  static async create(opts: (SystemOptions & { kernel?: 'model' }) | (LinuxSystemOptions & { kernel: 'linux' }) = {}): Promise<VirtioSystem | LinuxSystem> {
+    if (opts.kernel === 'linux') {
+      const { kernel: _k, ...linux } = opts;
+      return bootLinuxSystem(linux);
+    }
     const machine = await Machine.create(opts);
     try {
       opts.beforeBoot?.(machine);

@@ -12,7 +12,10 @@ import { isPmCallbackName, PM_CALLBACKS } from '../../core/pm/pm.js';
 import { HIBERNATION_MODES, type HibernationMode } from '../../core/pm/system.js';
 import { EIO, errnoByName } from '../../core/uapi/errno.js';
 import type { TransportKind } from '../../emulator/board-contract.js';
+import { INSTALL_HINT } from '../../linux/build/config.js';
+import { BUILD_COMMAND, linuxBuilt } from '../../linux/host/index.js';
 import { executePlan, type RunReport } from '../run/execute.js';
+import { LINUX_DEVICE_TYPES, executeLinuxRun } from '../run/linux.js';
 import { formatJson, formatText } from '../run/format.js';
 import { buildPlan, defaultSettings, type RunSettings } from '../run/plan.js';
 import { consoleOutConflictsWithJson, preflightDevice } from '../scenario/preflight.js';
@@ -85,6 +88,17 @@ export const RUN_OPTIONS: RunOption[] = [
     apply(s, v) {
       const t = stringOpt(v, 'transport');
       if (t !== undefined) s.transport = checkTransport(t, '--transport');
+    },
+  },
+  {
+    name: 'kernel',
+    spec: { type: 'string' },
+    help: '--kernel K         the driver side: model (default) or linux (Linux 6.12 in WebAssembly: rng and rtc, mmio and mmio-legacy)',
+    apply(s, v) {
+      const k = stringOpt(v, 'kernel');
+      if (k === undefined) return;
+      if (k !== 'model' && k !== 'linux') throw new UsageError(`--kernel: expected model or linux, got '${shown(k)}'`);
+      s.kernel = k;
     },
   },
   {
@@ -215,15 +229,28 @@ export function parseSettings(values: CliValues): RunSettings {
   s.devices = s.devices.map((d) => ({ ...d, transport: checkTransport(d.transport ?? s.transport, `--device ${d.type}`) }));
   if (!s.pm && (s.power || s.fails.length || s.cycles !== 1)) throw new UsageError('--cycles, --power and --fail need --pm');
   if (s.hibernateMode && s.pm !== 'hibernate') throw new UsageError('--hibernate-mode needs --pm hibernate');
+  if (s.kernel === 'linux') checkLinuxRun(s);
   preflightDevices(s);
   return s;
+}
+
+/** What a run on the Linux kernel can do: its drivers, its transports, no trace yet. */
+function checkLinuxRun(s: RunSettings): void {
+  if (s.trace !== undefined) throw new UsageError('--trace is not available with --kernel linux (use virtio-emu kernel-diff to hold its register trace against the model)');
+  for (const d of s.devices) {
+    if (!(LINUX_DEVICE_TYPES as readonly string[]).includes(d.type)) {
+      throw new UsageError(`--device ${shown(d.type)}: the Linux kernel has no driver for it (it has: ${LINUX_DEVICE_TYPES.join(', ')})`);
+    }
+    if (d.transport === 'ccw') throw new UsageError(`--device ${d.type}: the Linux kernel is built with virtio-mmio only (mmio, mmio-legacy)`);
+  }
+  if (!linuxBuilt()) throw new UsageError(`the Linux kernel is not built: run \`${BUILD_COMMAND}\` (needs ${INSTALL_HINT})`);
 }
 
 export const command: CliCommand = {
   name: 'run',
   summary: 'start a machine, probe its devices with the model drivers and do I/O',
   usage:
-    '[--device SPEC]... [--transport mmio|mmio-legacy|ccw] [--bus worker|inthread] [--bytes N]\n' +
+    '[--device SPEC]... [--transport mmio|mmio-legacy|ccw] [--kernel model|linux] [--bus worker|inthread] [--bytes N]\n' +
     '        [--pm suspend|hibernate [--cycles N] [--power retain|reset|fresh] [--hibernate-mode shutdown|platform]\n' +
     '        [--fail PHASE:SLOT[:ERRNO]]...] [--json] [--trace FILE]\n' +
     '   or: virtio-emu run --scenario FILE.json [--json] [--trace FILE]',
@@ -239,7 +266,7 @@ export const command: CliCommand = {
     if (progress) settings.onCycle = (done, total) => progress.update(done, total);
     let r: RunReport;
     try {
-      r = await executePlan(buildPlan(settings));
+      r = settings.kernel === 'linux' ? await executeLinuxRun(settings, RUN_LIMITS.reportWarnings) : await executePlan(buildPlan(settings));
     } finally {
       progress?.end();
     }

@@ -7,7 +7,7 @@ import { deviceName } from '../../core/uapi/ids.js';
 import type { TransportKind } from '../../emulator/board-contract.js';
 import { VirtioSystem, type SystemOptions } from '../system.js';
 import { RUN_LIMITS } from '../limits.js';
-import { newPmSummary, type PmCycleReport, type PmSummary, type RunContext, type RunPlan } from './plan.js';
+import { newPmSummary, type PmCycleReport, type PmLog, type PmSummary, type RunContext, type RunPlan } from './plan.js';
 
 export interface DeviceReport {
   slot: number;
@@ -98,24 +98,50 @@ function report(ctx: RunContext): RunReport {
       io: entry ? entry.stats(vdev) : { requests: 0, bytes: 0, errors: 0 },
     };
   });
-  // At most RUN_LIMITS.reportWarnings lines, whatever the run did; the rest are counted.
-  const all = [
-    ...kernel.warnings.map(formatWarning),
-    ...kernel.messages.filter((m) => m.level === 'err').map((m) => `${m.dev}: ${m.msg}`),
-    ...ctx.errors,
-  ];
-  const unlisted = Math.max(0, all.length - RUN_LIMITS.reportWarnings) + ctx.errorsDropped + kernel.dropped;
+  return assembleReport({
+    devices,
+    warnings: kernel.warnings.map(formatWarning),
+    warningsDropped: kernel.warningsDropped,
+    errorMessages: kernel.messages.filter((m) => m.level === 'err').map((m) => `${m.dev}: ${m.msg}`),
+    messagesDropped: kernel.dropped,
+    errors: ctx.errors,
+    errorsDropped: ctx.errorsDropped,
+    pmRun: ctx.settings.pm !== null,
+    log: ctx,
+  });
+}
+
+/** What either kernel's run hands to the report. */
+export interface ReportParts {
+  devices: DeviceReport[];
+  /** WARN_ONs and harness warnings, one line each: they fail the run. */
+  warnings: string[];
+  warningsDropped: number;
+  /** Kernel messages at error level: reported, but they decide nothing by themselves. */
+  errorMessages: string[];
+  messagesDropped: number;
+  /** Step problems: they fail the run. */
+  errors: string[];
+  errorsDropped: number;
+  pmRun: boolean;
+  log: PmLog;
+}
+
+/** The report, bounded: at most RUN_LIMITS.reportWarnings lines of problems, the rest counted. */
+export function assembleReport(p: ReportParts): RunReport {
+  const all = [...p.warnings, ...p.errorMessages, ...p.errors];
+  const unlisted = Math.max(0, all.length - RUN_LIMITS.reportWarnings) + p.errorsDropped + p.messagesDropped;
   const warnings = all.slice(0, RUN_LIMITS.reportWarnings);
   if (unlisted) warnings.push(`... and ${unlisted} more problems and kernel messages not listed`);
-  const ioErrors = devices.reduce((n, d) => n + d.io.errors, 0);
+  const ioErrors = p.devices.reduce((n, d) => n + d.io.errors, 0);
   // Kernel error messages are reported but do not decide the run by
   // themselves (an injected or refused PM callback logs one by design): the
   // run fails on WARN_ONs, step errors (a device not bound, or not working
   // after a cycle) and I/O errors.
-  const errs = kernel.warnings.length + kernel.warningsDropped + ctx.errors.length + ctx.errorsDropped;
-  const r: RunReport = { ok: errs === 0 && ioErrors === 0, devices, warnings };
-  if (ctx.settings.pm || ctx.pm.length) r.pm = ctx.pm;
-  const s = ctx.pmSummary;
+  const errs = p.warnings.length + p.warningsDropped + p.errors.length + p.errorsDropped;
+  const r: RunReport = { ok: errs === 0 && ioErrors === 0, devices: p.devices, warnings };
+  if (p.pmRun || p.log.pm.length) r.pm = p.log.pm;
+  const s = p.log.pmSummary;
   if (s.listed < s.cycles) {
     r.pmSummary = {
       ...s,

@@ -38,10 +38,12 @@ export interface RunSettings {
   scenario?: string;
   /** Record register accesses, interrupts and PM callbacks to this file. */
   trace?: string;
+  /** The driver side: the TypeScript model (default) or Linux 6.12 in WebAssembly. */
+  kernel: 'model' | 'linux';
 }
 
 export function defaultSettings(): RunSettings {
-  return { devices: [], transport: 'mmio', json: false, bus: 'worker', ioBytes: 4096, pm: null, cycles: 1, power: null, hibernateMode: null, fails: [] };
+  return { devices: [], transport: 'mmio', json: false, bus: 'worker', ioBytes: 4096, pm: null, cycles: 1, power: null, hibernateMode: null, fails: [], kernel: 'model' };
 }
 
 /** One device as the run sees it. */
@@ -112,6 +114,20 @@ export function newPmSummary(): PmSummary {
 
 /** Count a finished cycle, list it if the report has room for it, and let the PM core forget its records. */
 export function recordPmCycle(ctx: RunContext, c: PmCycleReport): void {
+  countPmCycle(ctx, c);
+  // The transition's records are in c.phases: the PM core need not keep them.
+  ctx.sys.dpm.trimRecord();
+}
+
+/** Where a run keeps its cycles: listed ones, the summary of all, the last. */
+export interface PmLog {
+  readonly pm: PmCycleReport[];
+  readonly pmSummary: PmSummary;
+  lastPm: PmCycleReport | null;
+}
+
+/** Count a cycle, and list it if the report still lists cycles of its kind (see PmSummary). */
+export function countPmCycle(ctx: PmLog, c: PmCycleReport): void {
   const s = ctx.pmSummary;
   s.cycles++;
   s.results[c.result] = (s.results[c.result] ?? 0) + 1;
@@ -122,8 +138,6 @@ export function recordPmCycle(ctx: RunContext, c: PmCycleReport): void {
     s.listed++;
   }
   ctx.lastPm = c;
-  // The transition's records are in c.phases: the PM core need not keep them.
-  ctx.sys.dpm.trimRecord();
 }
 
 /** Problems a cycle found: kept in ctx.errors up to RUN_LIMITS.reportWarnings, counted after. */

@@ -4,6 +4,7 @@ import type { BenchCase } from '../case.js';
 import { cases as blk } from './blk.js';
 import { cases as datapath } from './datapath.js';
 import { cases as idle } from './idle.js';
+import { cases as linux } from './linux.js';
 import { baselineCases, floorCases } from './mailbox.js';
 import { cases as peers } from './peers.js';
 import { cases as probePm } from './probe-pm.js';
@@ -16,6 +17,7 @@ export const allCases: BenchCase[] = [
   ...baselineCases,
   ...peers,
   ...probePm,
+  ...linux,
   ...datapath,
   ...blk,
   ...scale,
