@@ -3,7 +3,7 @@
 // wasm32 and links dist/linux/virtio-linux.wasm against an imported shared
 // memory (guest RAM).
 //
-//   node dist/linux/build/build.js [--ram-mib N] [--checkpatch] [--force]
+//   node dist/linux/build/build.js [--ram-mib N] [--driver FILE.c]... [--out DIR] [--checkpatch] [--force]
 //
 // Exit 0 built, 1 a compile/link/patch failure, 2 a missing tool or bad usage.
 import { spawn, spawnSync } from 'node:child_process';
@@ -33,7 +33,6 @@ import {
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const DIST = path.join(ROOT, 'dist', 'linux');
 const SRC = path.join(DIST, OUT.src);
-const OBJ = path.join(DIST, OUT.obj);
 const SHIM = path.join(ROOT, 'linux', 'shim', 'include');
 const PATCHES = path.join(ROOT, 'linux', 'patches');
 const STAMP = path.join(SRC, '.extracted.json');
@@ -51,13 +50,42 @@ interface Options {
   ramSize: number;
   checkpatch: boolean;
   force: boolean;
+  /** Drivers of the user's, built in and registered by name (--driver). */
+  drivers: CFile[];
+  /** Where the module, its build info and the objects go (--out; default dist/linux). */
+  out: string;
+}
+
+/** The most --driver files one build takes (linux/glue/lx.h LX_MAX_USER_DRIVERS). */
+const MAX_USER_DRIVERS = 16;
+
+/** A driver file of the user's: registered under its file name, "my-driver.c" as my_driver. */
+function userDriver(file: string, taken: Set<string>): CFile {
+  const abs = path.resolve(file);
+  if (!abs.endsWith('.c') || !fs.existsSync(abs) || !fs.statSync(abs).isFile()) throw new BuildError(`--driver: ${file} is not a C file`, 2);
+  const name = path.basename(abs, '.c').replace(/[^A-Za-z0-9_]/g, '_');
+  if (!/^[A-Za-z_][A-Za-z0-9_]{0,30}$/.test(name)) throw new BuildError(`--driver: ${file}: its name must make a C identifier of at most 31 characters`, 2);
+  if (taken.has(name)) throw new BuildError(`--driver: two drivers named ${name}`, 2);
+  taken.add(name);
+  return { src: abs, obj: `user_${name}`, modname: name };
 }
 
 function parseArgs(argv: string[]): Options {
-  const o: Options = { ramSize: RAM_SIZE_DEFAULT, checkpatch: false, force: false };
+  const o: Options = { ramSize: RAM_SIZE_DEFAULT, checkpatch: false, force: false, drivers: [], out: DIST };
+  const taken = new Set<string>();
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     if (a === '--checkpatch') o.checkpatch = true;
+    else if (a === '--driver') {
+      const f = argv[++i];
+      if (f === undefined) throw new BuildError('--driver: give a C file', 2);
+      if (o.drivers.length >= MAX_USER_DRIVERS) throw new BuildError(`--driver: at most ${MAX_USER_DRIVERS} drivers`, 2);
+      o.drivers.push(userDriver(f, taken));
+    } else if (a === '--out') {
+      const d = argv[++i];
+      if (d === undefined) throw new BuildError('--out: give a directory', 2);
+      o.out = path.resolve(d);
+    }
     else if (a === '--force') o.force = true;
     else if (a === '--ram-mib') {
       const n = Number(argv[++i]);
@@ -66,7 +94,11 @@ function parseArgs(argv: string[]): Options {
       }
       o.ramSize = n * 2 ** 20;
     } else if (a === '--help' || a === '-h') {
-      console.log('usage: npm run build:linux -- [--ram-mib N] [--checkpatch] [--force]');
+      console.log(
+        'usage: npm run build:linux -- [--ram-mib N] [--driver FILE.c]... [--out DIR] [--checkpatch] [--force]\n' +
+          '  --driver FILE.c  build a virtio driver of your own in (module_virtio_driver); register it by its file name\n' +
+          '  --out DIR        write the module there (default dist/linux); VIRTIO_EMU_LINUX_WASM=DIR/virtio-linux.wasm uses it',
+      );
       process.exit(0);
     } else throw new BuildError(`unknown option ${a} (try --help)`, 2);
   }
@@ -209,9 +241,9 @@ function ldflags(ramSize: number): string[] {
   ];
 }
 
-function compileOne(f: CFile, linux: boolean, flags: string[]): Promise<{ file: CFile; out: string; ok: boolean }> {
-  const src = linux ? f.src : path.join(ROOT, f.src);
-  const args = [...flags, `-DKBUILD_MODNAME="${f.modname}"`, `-DKBUILD_BASENAME="${f.obj}"`, `-DLX_OBJ=${f.obj}`, '-c', src, '-o', path.join(OBJ, `${f.obj}.o`)];
+function compileOne(f: CFile, linux: boolean, flags: string[], obj: string): Promise<{ file: CFile; out: string; ok: boolean }> {
+  const src = linux ? f.src : path.resolve(ROOT, f.src);
+  const args = [...flags, `-DKBUILD_MODNAME="${f.modname}"`, `-DKBUILD_BASENAME="${f.obj}"`, `-DLX_OBJ=${f.obj}`, '-c', src, '-o', path.join(obj, `${f.obj}.o`)];
   return new Promise((resolve) => {
     const p = spawn('clang', args, { cwd: SRC });
     let out = '';
@@ -222,11 +254,32 @@ function compileOne(f: CFile, linux: boolean, flags: string[]): Promise<{ file: 
   });
 }
 
-async function compileAll(ramSize: number): Promise<{ warnings: number }> {
-  fs.rmSync(OBJ, { recursive: true, force: true });
-  fs.mkdirSync(OBJ, { recursive: true });
+/** The table of --driver drivers entry.c registers by name (always there, possibly empty). */
+function userDriverTable(obj: string, drivers: readonly CFile[]): CFile {
+  const file = path.join(obj, 'lx-user-drivers.c');
+  const lines = [
+    '// SPDX-License-Identifier: GPL-2.0-only',
+    '/* Generated by build:linux: the drivers given with --driver. */',
+    `#include "${path.join(ROOT, 'linux', 'glue', 'lx.h')}"`,
+    '',
+    ...drivers.map((d) => `int lx_device_initcall_${d.obj}(void);`),
+    '',
+    'const struct lx_user_driver lx_user_drivers[] = {',
+    ...drivers.map((d) => `\t{ "${d.modname}", lx_device_initcall_${d.obj} },`),
+    '\t{ }',
+    '};',
+    '',
+  ];
+  fs.writeFileSync(file, lines.join('\n'));
+  return { src: file, obj: 'lx_user_drivers', modname: 'lx_user_drivers' };
+}
+
+async function compileAll(ramSize: number, obj: string, drivers: readonly CFile[]): Promise<{ warnings: number; files: CFile[] }> {
+  fs.rmSync(obj, { recursive: true, force: true });
+  fs.mkdirSync(obj, { recursive: true });
   const flags = cflags(ramSize);
-  const jobs = [...LINUX_FILES.map((f) => [f, true] as const), ...GLUE_FILES.map((f) => [f, false] as const)];
+  const ours = [...GLUE_FILES, ...drivers, userDriverTable(obj, drivers)];
+  const jobs = [...LINUX_FILES.map((f) => [f, true] as const), ...ours.map((f) => [f, false] as const)];
   const limit = Math.max(1, os.availableParallelism?.() ?? os.cpus().length);
   const results: Awaited<ReturnType<typeof compileOne>>[] = [];
   let next = 0;
@@ -234,7 +287,7 @@ async function compileAll(ramSize: number): Promise<{ warnings: number }> {
     Array.from({ length: Math.min(limit, jobs.length) }, async () => {
       while (next < jobs.length) {
         const [f, linux] = jobs[next++]!;
-        results.push(await compileOne(f, linux, flags));
+        results.push(await compileOne(f, linux, flags, obj));
       }
     }),
   );
@@ -245,12 +298,12 @@ async function compileAll(ramSize: number): Promise<{ warnings: number }> {
     warnings += (r.out.match(/ warning: /g) ?? []).length;
   }
   if (failed.length) throw new BuildError(`build:linux: ${failed.map((r) => r.file.src).join(', ')} did not compile`, 1);
-  return { warnings };
+  return { warnings, files: ours };
 }
 
-function link(ramSize: number): string {
-  const wasm = path.join(DIST, OUT.wasm);
-  const objs = [...LINUX_FILES, ...GLUE_FILES].map((f) => path.join(OBJ, `${f.obj}.o`));
+function link(ramSize: number, out: string, obj: string, ours: readonly CFile[]): string {
+  const wasm = path.join(out, OUT.wasm);
+  const objs = [...LINUX_FILES, ...ours].map((f) => path.join(obj, `${f.obj}.o`));
   const r = spawnSync('wasm-ld', [...ldflags(ramSize), ...objs, '-o', wasm], { encoding: 'utf8' });
   if (r.status !== 0) throw new BuildError(`build:linux: link failed:\n${r.stdout}${r.stderr}`, 1);
   return wasm;
@@ -286,10 +339,10 @@ const SHIM_IGNORES = [
 ];
 
 /** checkpatch.pl over our C files and shim headers; prints what it finds. */
-function checkpatch(): number {
+function checkpatch(drivers: readonly CFile[]): number {
   const script = path.join(SRC, 'scripts', 'checkpatch.pl');
   const shim = listFiles(SHIM).filter((f) => f.endsWith('.h'));
-  const ours = [...GLUE_FILES.map((f) => path.join(ROOT, f.src)), ...GLUE_HEADERS.map((h) => path.join(ROOT, h))];
+  const ours = [...[...GLUE_FILES, ...drivers].map((f) => path.resolve(ROOT, f.src)), ...GLUE_HEADERS.map((h) => path.join(ROOT, h))];
   let bad = 0;
   for (const f of [...ours, ...shim]) {
     const ignore = shim.includes(f) ? ['--ignore', SHIM_IGNORES.join(',')] : [];
@@ -323,8 +376,10 @@ async function main(): Promise<void> {
   if (opts.force) fs.rmSync(STAMP, { force: true });
   const { extracted, patches } = extract(tarball);
   const version = linuxVersion();
-  const { warnings } = await compileAll(opts.ramSize);
-  const wasm = link(opts.ramSize);
+  fs.mkdirSync(opts.out, { recursive: true });
+  const obj = path.join(opts.out, OUT.obj);
+  const { warnings, files } = await compileAll(opts.ramSize, obj, opts.drivers);
+  const wasm = link(opts.ramSize, opts.out, obj, files);
   const info: BuildInfo = {
     linux: version,
     tarball,
@@ -333,12 +388,13 @@ async function main(): Promise<void> {
     stackSize: STACK_SIZE,
     files: LINUX_FILES.map((f) => f.src),
     glue: GLUE_FILES.map((f) => f.src),
+    drivers: opts.drivers.map((d) => ({ name: d.modname, file: d.src })),
     patches,
     kconfig: [...KCONFIG],
     cflags: cflags(opts.ramSize),
     ldflags: ldflags(opts.ramSize),
   };
-  fs.writeFileSync(path.join(DIST, OUT.info), `${JSON.stringify(info, null, 2)}\n`);
+  fs.writeFileSync(path.join(opts.out, OUT.info), `${JSON.stringify(info, null, 2)}\n`);
   const kib = Math.round(fs.statSync(wasm).size / 1024);
   const secs = ((performance.now() - t0) / 1000).toFixed(1);
   console.log(`built ${path.relative(ROOT, wasm)} (${kib} KiB) in ${secs} s from ${version}${extracted ? ' (extracted)' : ''}`);
@@ -348,7 +404,7 @@ async function main(): Promise<void> {
     `  guest RAM = linear memory: ${opts.ramSize / 2 ** 20} MiB shared (initial = maximum) at guest-physical 0x${RAM_BASE.toString(16)}; ` +
       `stack ${STACK_SIZE / 1024} KiB at the bottom, then data, then the heap from __heap_base`,
   );
-  if (opts.checkpatch && checkpatch() > 0) process.exitCode = 1;
+  if (opts.checkpatch && checkpatch(opts.drivers) > 0) process.exitCode = 1;
 }
 
 main().catch((e: unknown) => {

@@ -114,4 +114,6 @@ export interface BuildInfo {
   kconfig: string[];
   cflags: string[];
   ldflags: string[];
+  /** Drivers built in with --driver: the name they register under and their file. */
+  drivers: { name: string; file: string }[];
 }

@@ -94,6 +94,8 @@ LX_EXPORT("lx_driver_register") int lx_driver_register(const char *name)
 {
 	int i, err;
 
+	static bool user_registered[LX_MAX_USER_DRIVERS];
+
 	for (i = 0; i < ARRAY_SIZE(lx_drivers); i++) {
 		if (strcmp(lx_drivers[i].name, name))
 			continue;
@@ -102,6 +104,16 @@ LX_EXPORT("lx_driver_register") int lx_driver_register(const char *name)
 		err = lx_drivers[i].init();
 		if (!err)
 			lx_drivers[i].registered = true;
+		return err;
+	}
+	for (i = 0; i < LX_MAX_USER_DRIVERS && lx_user_drivers[i].name; i++) {
+		if (strcmp(lx_user_drivers[i].name, name))
+			continue;
+		if (user_registered[i])
+			return -EEXIST;
+		err = lx_user_drivers[i].init();
+		if (!err)
+			user_registered[i] = true;
 		return err;
 	}
 	return -ENOENT;

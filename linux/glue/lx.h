@@ -96,6 +96,15 @@ int lx_virtio_rtc_noirq_init(void);
 int lx_device_initcall_clock_consumer(void);
 int lx_device_initcall_lx_pm_test(void);
 
+/* Drivers built in with build:linux --driver: the table the build generates. */
+struct lx_user_driver {
+	const char *name;
+	int (*init)(void);
+};
+
+#define LX_MAX_USER_DRIVERS	16
+extern const struct lx_user_driver lx_user_drivers[];
+
 /* glue/irq.c */
 extern unsigned int lx_nr_irq_lines;
 

@@ -15,7 +15,7 @@ import { PM_CALLBACKS, type DevPmOps, type PmCallbackName } from '../../core/pm/
 import { MMIO_WINDOW_SIZE } from '../../core/uapi/mmio.js';
 import type { Machine } from '../../emulator/machine.js';
 import { LinuxBugError, LinuxCallError, LinuxDeadError, LinuxHangError, linuxErrnoName } from './errors.js';
-import { createLinuxMemory, loadLinuxModule, loadLinuxModuleSync, type MemoryImport } from './module.js';
+import { BUILD_COMMAND, createLinuxMemory, loadLinuxModule, loadLinuxModuleSync, type MemoryImport } from './module.js';
 
 /** A function the module imports: numbers in; a number back, or nothing for a void C function. */
 // biome-ignore lint/suspicious/noConfusingVoidType: C functions returning void are imports returning nothing
@@ -39,7 +39,8 @@ export interface LinuxSlot {
 }
 
 /** The virtio drivers built in that need no setup (linux/glue/entry.c lx_drivers). */
-export type LinuxDriverName = 'virtio_rng' | 'virtio_rtc' | 'virtio_rtc_noirq';
+export const LINUX_DRIVER_NAMES = ['virtio_rng', 'virtio_rtc', 'virtio_rtc_noirq'] as const;
+export type LinuxDriverName = (typeof LINUX_DRIVER_NAMES)[number];
 
 /** The virtio driver callbacks a test driver can be given (struct virtio_driver). */
 export type VirtioPmCallbackName = 'freeze' | 'restore' | 'freeze_noirq' | 'restore_noirq';
@@ -53,7 +54,9 @@ export type LinuxDriverSpec =
    * linux/drivers/lx-pm-test.c ("test-driver-<deviceId>"): `queues` queues
    * (default 1, at most 4) and exactly these callbacks (default none).
    */
-  | { driver: 'test_driver'; deviceId: number; queues?: number; callbacks?: readonly VirtioPmCallbackName[] };
+  | { driver: 'test_driver'; deviceId: number; queues?: number; callbacks?: readonly VirtioPmCallbackName[] }
+  /** A driver of your own, built in with `npm run build:linux -- --driver FILE.c`: its file's name ("my_driver" for my-driver.c). */
+  | { driver: 'module'; name: string };
 
 /**
  * What a boot registers without a `drivers` option, in this order: the
@@ -438,8 +441,11 @@ export class LinuxKernel {
       for (const c of d.callbacks ?? []) cbs |= PM_TEST_CALLBACK_BITS[c];
       const e = this.ex.lx_pm_test_setup(d.deviceId, d.queues ?? 1, cbs);
       if (e !== 0) throw new LinuxCallError(`test_driver setup (device ${d.deviceId})`, e);
-    } else throw new TypeError(`unknown driver ${JSON.stringify(d)}`);
+    } else if (d.driver === 'module') name = d.name;
+    else throw new TypeError(`unknown driver ${JSON.stringify(d)}`);
     const e = this.withString(name, (p) => this.ex.lx_driver_register(p));
+    // -ENOENT: no driver of that name in this build.
+    if (e === -2) throw new Error(`no driver ${name} in this Linux build (build one in with: ${BUILD_COMMAND} -- --driver FILE.c)`);
     if (e !== 0) throw new LinuxCallError(`registering driver ${name}`, e);
   }
 

@@ -13,8 +13,17 @@ export const LINUX_SRC_DIR = fileURLToPath(new URL(`../${OUT.src}/`, import.meta
 /** The command that builds the module, for messages. */
 export const BUILD_COMMAND = 'npm run build:linux';
 
+/**
+ * The module a kernel is instantiated from: dist/linux/virtio-linux.wasm,
+ * or the file VIRTIO_EMU_LINUX_WASM names (a build with `--out DIR`, for
+ * example one with drivers of your own).
+ */
+export function linuxWasmPath(): string {
+  return process.env['VIRTIO_EMU_LINUX_WASM'] || LINUX_WASM_PATH;
+}
+
 export function linuxBuilt(): boolean {
-  return fs.existsSync(LINUX_WASM_PATH);
+  return fs.existsSync(linuxWasmPath());
 }
 
 /** What the build recorded (Linux version, flags, RAM size), or null if absent. */
@@ -99,30 +108,31 @@ export function memoryImport(wasm: Uint8Array): MemoryImport {
 
 type LoadedModule = { module: WebAssembly.Module; memory: MemoryImport };
 
-let cached: (LoadedModule & { mtimeMs: number }) | null = null;
+let cached: (LoadedModule & { file: string; mtimeMs: number }) | null = null;
 
 /** The module file: the cached compilation if the file is unchanged, else its bytes checked. */
-function readModule(): { cached: LoadedModule } | { bytes: Uint8Array<ArrayBuffer>; memory: MemoryImport; mtimeMs: number } {
+function readModule(): { cached: LoadedModule } | { bytes: Uint8Array<ArrayBuffer>; memory: MemoryImport; file: string; mtimeMs: number } {
+  const file = linuxWasmPath();
   let st: fs.Stats;
   try {
-    st = fs.statSync(LINUX_WASM_PATH);
+    st = fs.statSync(file);
   } catch {
-    throw new Error(`${LINUX_WASM_PATH} not found: run \`${BUILD_COMMAND}\``);
+    throw new Error(`${file} not found: run \`${BUILD_COMMAND}\``);
   }
-  if (cached && cached.mtimeMs === st.mtimeMs) return { cached };
-  const bytes = new Uint8Array(fs.readFileSync(LINUX_WASM_PATH));
+  if (cached && cached.file === file && cached.mtimeMs === st.mtimeMs) return { cached };
+  const bytes = new Uint8Array(fs.readFileSync(file));
   const memory = memoryImport(bytes);
   if (!memory.shared || memory.maximum !== memory.initial) {
-    throw new Error(`${LINUX_WASM_PATH}: expected a shared memory import with initial = maximum, got ${JSON.stringify(memory)}`);
+    throw new Error(`${file}: expected a shared memory import with initial = maximum, got ${JSON.stringify(memory)}`);
   }
-  return { bytes, memory, mtimeMs: st.mtimeMs };
+  return { bytes, memory, file, mtimeMs: st.mtimeMs };
 }
 
 /** Compile the built module (once per process unless the file changes). */
 export async function loadLinuxModule(): Promise<LoadedModule> {
   const r = readModule();
   if ('cached' in r) return r.cached;
-  cached = { module: await WebAssembly.compile(r.bytes), memory: r.memory, mtimeMs: r.mtimeMs };
+  cached = { module: await WebAssembly.compile(r.bytes), memory: r.memory, file: r.file, mtimeMs: r.mtimeMs };
   return cached;
 }
 
@@ -133,7 +143,7 @@ export async function loadLinuxModule(): Promise<LoadedModule> {
 export function loadLinuxModuleSync(): LoadedModule {
   const r = readModule();
   if ('cached' in r) return r.cached;
-  cached = { module: new WebAssembly.Module(r.bytes), memory: r.memory, mtimeMs: r.mtimeMs };
+  cached = { module: new WebAssembly.Module(r.bytes), memory: r.memory, file: r.file, mtimeMs: r.mtimeMs };
   return cached;
 }
 

@@ -84,3 +84,28 @@ describe.skipIf(!built)("VirtioSystem.create({ kernel: 'linux' })", () => {
     }
   });
 });
+
+describe.skipIf(!built)('a driver of your own', () => {
+  it('build:linux --driver builds it in (into --out), and run --linux-driver binds it by its file name', async () => {
+    const { mkdtempSync, rmSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const out = mkdtempSync(join(tmpdir(), 'lx-driver-'));
+    try {
+      const build = fileURLToPath(new URL('../../linux/build/build.js', import.meta.url));
+      const example = fileURLToPath(new URL('../../../linux/drivers/examples/example-rng.c', import.meta.url));
+      const b = spawnSync(process.execPath, [build, '--driver', example, '--out', out], { encoding: 'utf8', timeout: 120_000 });
+      expect(b.status, b.stderr).toBe(0);
+      const env = { ...process.env, VIRTIO_EMU_LINUX_WASM: join(out, 'virtio-linux.wasm') };
+      const p = spawnSync(process.execPath, [CLI, 'run', '--kernel', 'linux', '--linux-driver', 'example_rng', '--device', 'rng', '--json'], { encoding: 'utf8', env, timeout: 60_000 });
+      expect(p.status).toBe(0);
+      expect((JSON.parse(p.stdout) as Report).devices[0]).toMatchObject({ driver: 'example_rng', status: 0x0f });
+      // The default module has no such driver: a clear error.
+      const q = spawnSync(process.execPath, [CLI, 'run', '--kernel', 'linux', '--linux-driver', 'example_rng', '--device', 'rng'], { encoding: 'utf8', timeout: 60_000 });
+      expect(q.status).toBe(1);
+      expect(q.stderr).toMatch(/no driver example_rng in this Linux build/);
+    } finally {
+      rmSync(out, { recursive: true, force: true });
+    }
+  });
+});

@@ -102,6 +102,16 @@ export const RUN_OPTIONS: RunOption[] = [
     },
   },
   {
+    name: 'linux-driver',
+    spec: { type: 'string', multiple: true },
+    help: '--linux-driver N   with --kernel linux: register driver N (virtio_rng, virtio_rtc_noirq, virtio_rtc, or one built in with build:linux --driver), in match order; repeatable',
+    apply(s, v) {
+      const names = stringsOpt(v, 'linux-driver');
+      for (const n of names) if (!/^[A-Za-z_][A-Za-z0-9_]{0,30}$/.test(n)) throw new UsageError(`--linux-driver: '${shown(n)}' is not a driver name`);
+      if (names.length) s.linuxDrivers = names;
+    },
+  },
+  {
     name: 'bus',
     spec: { type: 'string' },
     help: '--bus KIND         worker (default: devices in a worker thread) or inthread',
@@ -230,6 +240,7 @@ export function parseSettings(values: CliValues): RunSettings {
   if (!s.pm && (s.power || s.fails.length || s.cycles !== 1)) throw new UsageError('--cycles, --power and --fail need --pm');
   if (s.hibernateMode && s.pm !== 'hibernate') throw new UsageError('--hibernate-mode needs --pm hibernate');
   if (s.kernel === 'linux') checkLinuxRun(s);
+  else if (s.linuxDrivers) throw new UsageError('--linux-driver needs --kernel linux');
   preflightDevices(s);
   return s;
 }
@@ -238,7 +249,7 @@ export function parseSettings(values: CliValues): RunSettings {
 function checkLinuxRun(s: RunSettings): void {
   if (s.trace !== undefined) throw new UsageError('--trace is not available with --kernel linux (use virtio-emu kernel-diff to hold its register trace against the model)');
   for (const d of s.devices) {
-    if (!(LINUX_DEVICE_TYPES as readonly string[]).includes(d.type)) {
+    if (!s.linuxDrivers && !(LINUX_DEVICE_TYPES as readonly string[]).includes(d.type)) {
       throw new UsageError(`--device ${shown(d.type)}: the Linux kernel has no driver for it (it has: ${LINUX_DEVICE_TYPES.join(', ')})`);
     }
     if (d.transport === 'ccw') throw new UsageError(`--device ${d.type}: the Linux kernel is built with virtio-mmio only (mmio, mmio-legacy)`);

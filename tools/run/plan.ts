@@ -40,6 +40,8 @@ export interface RunSettings {
   trace?: string;
   /** The driver side: the TypeScript model (default) or Linux 6.12 in WebAssembly. */
   kernel: 'model' | 'linux';
+  /** With the Linux kernel: the drivers to register, in match order (default its built-in order). */
+  linuxDrivers?: string[];
 }
 
 export function defaultSettings(): RunSettings {
