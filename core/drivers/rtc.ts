@@ -212,7 +212,11 @@ function viortcClocksInit(vi: ViortcDev): number {
   vi.clockTypes = [];
   for (let id = 0; id < vi.numClocks; id++) {
     const cap = viortcMsgXfer(vi, VIRTIO_RTC_REQ_CLOCK_CAP, id);
-    if (typeof cap === 'number') return cap;
+    if (typeof cap === 'number') {
+      // The clocks registered so far go again, as the C driver's error path does.
+      for (let j = 0; j < id; j++) clockProviders.delete(clockName(vi, j));
+      return cap;
+    }
     vi.clockTypes.push(cap.getUint8(VIRTIO_RTC_RESP.type));
     const name = clockName(vi, id);
     clockProviders.set(name, { name, read: () => viortcRead(vi, id) });
