@@ -7,6 +7,7 @@ import { INSTALL_HINT } from '../../../linux/build/config.js';
 import { BUILD_COMMAND, bootLinuxSystem, linuxBuilt, type LinuxSystem } from '../../../linux/host/index.js';
 import { BenchSkip, type BenchCase, type BenchContext, type BenchInstance } from '../case.js';
 import { CountingBus } from '../counting-bus.js';
+import { suspendInstance } from './probe-pm.js';
 
 async function linuxSystem(type: 'rng' | 'rtc', count: number): Promise<{ sys: LinuxSystem; bus: CountingBus }> {
   if (!linuxBuilt()) throw new BenchSkip(`the Linux kernel is not built: run ${BUILD_COMMAND} (needs ${INSTALL_HINT})`);
@@ -48,27 +49,7 @@ async function probeCase(ctx: BenchContext, count: number): Promise<BenchInstanc
 }
 
 async function suspendCase(ctx: BenchContext, count: number): Promise<BenchInstance> {
-  const { sys, bus } = await linuxSystem('rtc', count);
-  bus.reset();
-  const first = sys.suspend();
-  if (first.result !== 0) {
-    await sys.close();
-    throw new Error(`suspend cycle failed: ${first.result}`);
-  }
-  const accesses = bus.accesses / count;
-  return {
-    run(n) {
-      for (let i = 0; i < n; i++) {
-        const t = sys.suspend();
-        if (t.result !== 0) throw new Error(`suspend cycle failed: ${t.result}`);
-        sys.dpm.trimRecord();
-      }
-    },
-    batchSize: 1,
-    minBatches: ctx.quick ? 10 : 100,
-    teardown: () => sys.close(),
-    extras: () => ({ devices: count, accesses_per_device: accesses }),
-  };
+  return suspendInstance(ctx, count, await linuxSystem('rtc', count));
 }
 
 export const cases: BenchCase[] = [

@@ -71,7 +71,19 @@ export function probeInstance(ctx: BenchContext, count: number, booted: { sys: V
 }
 
 async function suspendCase(ctx: BenchContext, count: number): Promise<BenchInstance> {
-  const { sys, bus } = await countedSystem(ctx, 'rtc', count, [virtioRtcNoirqDriver]);
+  return suspendInstance(ctx, count, await countedSystem(ctx, 'rtc', count, [virtioRtcNoirqDriver]));
+}
+
+/** What a suspend case needs of a system, whichever its kernel. */
+export interface SleepingSystem {
+  suspend(): { result: number };
+  readonly dpm: { trimRecord(): void };
+  close(): Promise<void>;
+}
+
+/** Time suspend/resume cycles of a booted system; its first cycle's accesses are counted per device. */
+export async function suspendInstance(ctx: BenchContext, count: number, booted: { sys: SleepingSystem; bus: CountingBus }): Promise<BenchInstance> {
+  const { sys, bus } = booted;
   bus.reset();
   const first = sys.suspend();
   if (first.result !== 0) {
@@ -84,6 +96,7 @@ async function suspendCase(ctx: BenchContext, count: number): Promise<BenchInsta
       for (let i = 0; i < n; i++) {
         const t = sys.suspend();
         if (t.result !== 0) throw new Error(`suspend cycle failed: ${t.result}`);
+        sys.dpm.trimRecord();
       }
     },
     batchSize: 1,
