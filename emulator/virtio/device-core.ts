@@ -235,9 +235,19 @@ export class DeviceCore {
     this.frozen = true;
   }
 
+  /**
+   * DRIVER_OK: the model's activate, then one pass over every ready queue
+   * within the Status write (a weight of work at most; the rest is queued),
+   * so buffers made available before DRIVER_OK are served and the ring's
+   * kick suppression (avail_event, the packed device area) is written
+   * before the write returns: what the driver reads next does not depend on
+   * when the worker gets to run.
+   */
   private activate(): void {
     if (this.model.activate) this.enter('activate', () => this.model.activate!(this.ctx));
-    for (const q of this.queues) if (q.ready) this.schedule(q.index);
+    for (const q of this.queues) {
+      if (q.ready && !q.parked && this.running) this.enter('handleQueue', () => this.model.handleQueue(this.ctx, q.index));
+    }
   }
 
   /**

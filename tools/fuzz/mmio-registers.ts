@@ -57,7 +57,7 @@ export function regOp(slots: number): fc.Arbitrary<RegOp> {
     { weight: 2, arbitrary: fc.record({ k: fc.constant('bringUp' as const), slot, num: fc.constantFrom(1, 2, 4, 8, 16, 32, 64) }) },
     {
       weight: 4,
-      arbitrary: fc.record({ k: fc.constant('request' as const), slot, q: fc.nat({ max: 2 }), ring: fc.nat({ max: LAYOUT.ringSlots - 1 }), num: fc.constantFrom(1, 2, 4, 8, 16, 32, 64), n: fc.nat({ max: 4 }), own: fc.boolean() }),
+      arbitrary: fc.record({ k: fc.constant('request' as const), slot, q: fc.nat({ max: 2 }), ring: fc.nat({ max: LAYOUT.ringSlots - 1 }), num: fc.constantFrom(1, 2, 4, 8, 16, 32, 64), n: fc.nat({ max: 4 }), own: fc.constantFrom(true, true, true, false) }),
     },
     { weight: 1, arbitrary: fc.record({ k: fc.constant('ack' as const), slot, v: fc.oneof(fc.constantFrom(1, 2, 3), regValue) }) },
     { weight: 1, arbitrary: fc.record({ k: fc.constant('inject' as const), slot, event: fc.constantFrom<'config-change' | 'needs-reset'>('config-change', 'needs-reset') }) },
