@@ -8,6 +8,7 @@
 // mistakes are counted per slot, a device model that throws puts only its own
 // device into DEVICE_NEEDS_RESET, and an internal fault is counted.
 import type { AccessWidth } from '../core/bus.js';
+import { VIRTIO_F_RING_PACKED, bit } from '../core/uapi/features.js';
 import { MMIO_WINDOW_SIZE } from '../core/uapi/mmio.js';
 import type { Board, BoardConfig, ControlRequest, ControlResponse, DeviceSpec, IrqLines, TransportKind } from './board-contract.js';
 import { createChannelSubsystem } from './ccw/css.js';
@@ -38,10 +39,30 @@ const REGIONS: { kinds: readonly TransportKind[]; create: RegionFactory }[] = [
   { kinds: ['ccw'], create: createChannelSubsystem },
 ];
 
-/** Options named '<transport>.<name>' (e.g. ccw.max_revision) configure the transport, not the model. */
+/** Device options the board handles for every model: the ring layouts offered. */
+export const RING_OPTIONS = ['packed'] as const;
+
+/**
+ * Options named '<transport>.<name>' (e.g. ccw.max_revision) configure the
+ * transport, and the ring options (packed) the device core, not the model.
+ */
 export function modelOptions(spec: DeviceSpec): NonNullable<DeviceSpec['options']> {
   const prefix = `${spec.transport}.`;
-  return Object.fromEntries(Object.entries(spec.options ?? {}).filter(([k]) => !k.startsWith(prefix)));
+  return Object.fromEntries(
+    Object.entries(spec.options ?? {}).filter(([k]) => !k.startsWith(prefix) && !(RING_OPTIONS as readonly string[]).includes(k)),
+  );
+}
+
+/**
+ * Features the board withholds from a model's offer: packed=false keeps
+ * VIRTIO_F_RING_PACKED out of it (QEMU's packed=off), so a driver that
+ * would negotiate it gets split rings. Throws for a value that is not a boolean.
+ */
+export function withheldFeatures(spec: DeviceSpec): bigint {
+  const v = spec.options?.['packed'];
+  if (v === undefined || v === true) return 0n;
+  if (v === false) return bit(VIRTIO_F_RING_PACKED);
+  throw new Error(`${spec.type}: option packed must be true or false, got ${JSON.stringify(v)}`);
 }
 
 export interface SlotStats extends DeviceCounters {
@@ -109,7 +130,8 @@ class VirtioBoard implements Board {
       if (!spec) continue;
       const r = REGIONS.findIndex((x) => x.kinds.includes(spec.transport));
       if (r < 0) throw new Error(`board: slot ${i}: transport '${spec.transport}' is not available on this board`);
-      byRegion[r]!.push({ slot: i, spec, model: createDeviceModel(spec.type, modelOptions(spec), host) });
+      const withheld = withheldFeatures(spec);
+      byRegion[r]!.push({ slot: i, spec, model: createDeviceModel(spec.type, modelOptions(spec), host), withheld });
     }
     this.regions = REGIONS.map((x, r) => x.create(this.env, byRegion[r]!));
   }

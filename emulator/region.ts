@@ -24,6 +24,8 @@ export interface RegionDevice {
   slot: number;
   spec: DeviceSpec;
   model: DeviceModel;
+  /** Features kept out of the model's offer (device option packed=false). */
+  withheld: bigint;
 }
 
 /** What a region reports of one slot. */

@@ -65,8 +65,14 @@ const usedElem = (v: VringLayout, i: number): number => v.used + 4 + VRING_USED_
 const availEvent = (v: VringLayout): number => v.used + 4 + VRING_USED_ELEM_SIZE * v.num;
 const descAddr = (table: number, i: number): number => table + VRING_DESC_SIZE * i;
 
-/** "virtio vring IRQ raised before DRIVER_OK" is dev_warn_once. */
+/** "virtio vring IRQ raised before DRIVER_OK" is dev_warn_once (vring_interrupt, both ring kinds). */
 const warnedEarlyIrq = new WeakSet<VirtioDevice>();
+
+export function earlyIrqWarnOnce(vdev: VirtioDevice): void {
+  if (warnedEarlyIrq.has(vdev)) return;
+  warnedEarlyIrq.add(vdev);
+  devWarn(vdev, 'virtio vring IRQ raised before DRIVER_OK');
+}
 
 /** struct vring_virtqueue for a split ring. */
 export class SplitVirtqueue<T = unknown> implements Virtqueue<T> {
@@ -77,6 +83,7 @@ export class SplitVirtqueue<T = unknown> implements Virtqueue<T> {
   broken: boolean;
   numFree: number;
   numMax = 0;
+  readonly packedRing = false;
 
   /** Host supports indirect buffers */
   readonly indirect: boolean;
@@ -527,10 +534,7 @@ export class SplitVirtqueue<T = unknown> implements Virtqueue<T> {
 
     if (this.broken) {
       if (kernel.hardenNotification) {
-        if (!warnedEarlyIrq.has(this.vdev)) {
-          warnedEarlyIrq.add(this.vdev);
-          devWarn(this.vdev, 'virtio vring IRQ raised before DRIVER_OK');
-        }
+        earlyIrqWarnOnce(this.vdev);
         return IRQ_NONE;
       }
       return IRQ_HANDLED;
@@ -559,12 +563,12 @@ export class SplitVirtqueue<T = unknown> implements Virtqueue<T> {
 }
 
 /**
- * vring_create_virtqueue (split): allocate a zeroed, page-aligned ring of
+ * vring_create_virtqueue_split: allocate a zeroed, page-aligned ring of
  * `num` entries (halving num while the allocation fails if mayReduceNum),
  * and add the new queue to vdev.vqs. Returns the queue or -errno: -EINVAL
  * for a num that is not a power of two, -ENOMEM when no ring fits.
  */
-export function vringCreateVirtqueue<T = unknown>(
+export function vringCreateVirtqueueSplit<T = unknown>(
   index: number,
   num: number,
   vringAlign: number,
@@ -577,12 +581,6 @@ export function vringCreateVirtqueue<T = unknown>(
   name: string,
   dma: DmaAllocator,
 ): SplitVirtqueue<T> | number {
-  if (virtioHasFeature(vdev, VIRTIO_F_RING_PACKED)) {
-    // This model implements the split layout only.
-    devErr(vdev, `${name}: packed virtqueues are not implemented`);
-    return -ENOMEM;
-  }
-
   // We assume num is a power of 2.
   if (num & (num - 1) || num < 0) {
     devWarn(vdev, `Bad virtqueue length ${num}`);
@@ -623,17 +621,6 @@ export function vringCreateVirtqueue<T = unknown>(
 /** alloc_pages_exact(PAGE_ALIGN(size)) with __GFP_ZERO. */
 function allocQueue(dma: DmaAllocator, size: number): number | null {
   return dma.alloc(alignUp(size, PAGE_SIZE), PAGE_SIZE);
-}
-
-/** vring_notification_data (split): the next avail idx above the queue index. */
-export function vringNotificationData(vq: Virtqueue): number {
-  if (!(vq instanceof SplitVirtqueue)) throw new KernelBug('vring_notification_data', `${vq.name} is not a split virtqueue`);
-  return ((vq.availIdx << 16) | vq.index) >>> 0;
-}
-
-/** vring_del_virtqueue */
-export function vringDelVirtqueue(vq: SplitVirtqueue): void {
-  vq.del();
 }
 
 /** Transport bits in [28, 42) that vring_transport_features keeps. */

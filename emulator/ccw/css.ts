@@ -58,6 +58,7 @@ export class ChannelSubsystem implements Region {
           scheduler,
           ...(env.weight !== undefined ? { weight: env.weight } : {}),
           maxRevision: opts.maxRevision,
+          withheld: d.withheld,
           interrupt: () => sch.conditionalInterrupt(),
         });
         sch = new Subchannel(slot, slot, { ram, irq, scheduler }, proxy);

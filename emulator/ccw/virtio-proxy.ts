@@ -70,6 +70,8 @@ export interface VirtioCcwProxyOptions {
   weight?: number;
   /** Highest revision SET_VIRTIO_REV accepts (QEMU's max_revision), or CCW_NO_REVISIONS. */
   maxRevision: number;
+  /** Features kept out of the model's offer. */
+  withheld?: bigint;
   /** An indicator was set: present unsolicited status if the subchannel is idle. */
   interrupt(): void;
 }
@@ -105,7 +107,7 @@ export class VirtioCcwProxy implements CcwCommandHandler, DriverNotifier {
       ram: this.ram,
       scheduler: this.opts.scheduler,
       signals: this,
-      featureMask: modern ? ALL_FEATURES : LEGACY_FEATURES,
+      featureMask: (modern ? ALL_FEATURES : LEGACY_FEATURES) & ~(this.opts.withheld ?? 0n),
       modern,
       ...(this.opts.weight !== undefined ? { weight: this.opts.weight } : {}),
     });

@@ -4,7 +4,14 @@
 // interrupt lines or the transport that exposes it (virtio-mmio, legacy
 // virtio-mmio, later virtio-ccw). The device core (emulator/virtio/) owns
 // status, feature negotiation, the rings and every bounds check.
-import { VIRTIO_F_RING_RESET, VIRTIO_F_VERSION_1, VIRTIO_RING_F_EVENT_IDX, VIRTIO_RING_F_INDIRECT_DESC, bit } from '../../core/uapi/features.js';
+import {
+  VIRTIO_F_RING_PACKED,
+  VIRTIO_F_RING_RESET,
+  VIRTIO_F_VERSION_1,
+  VIRTIO_RING_F_EVENT_IDX,
+  VIRTIO_RING_F_INDIRECT_DESC,
+  bit,
+} from '../../core/uapi/features.js';
 import type { DeviceOptionValue } from '../board-contract.js';
 import type { Chain } from '../vring/chain.js';
 
@@ -15,9 +22,11 @@ export type ConfigWidth = 1 | 2 | 4;
 /**
  * The device-independent features every model offers: VERSION_1 and the
  * ring features the device core implements for any device (indirect
- * descriptors, EVENT_IDX suppression, per-queue reset).
+ * descriptors, EVENT_IDX suppression, packed rings, per-queue reset). The
+ * device option packed=false withholds VIRTIO_F_RING_PACKED (board.ts).
  */
-export const RING_FEATURES = bit(VIRTIO_F_VERSION_1) | bit(VIRTIO_RING_F_INDIRECT_DESC) | bit(VIRTIO_RING_F_EVENT_IDX) | bit(VIRTIO_F_RING_RESET);
+export const RING_FEATURES =
+  bit(VIRTIO_F_VERSION_1) | bit(VIRTIO_RING_F_INDIRECT_DESC) | bit(VIRTIO_RING_F_EVENT_IDX) | bit(VIRTIO_F_RING_PACKED) | bit(VIRTIO_F_RING_RESET);
 
 /** What a model may do to its device. One long-lived context per device instance. */
 export interface DeviceContext {

@@ -42,6 +42,7 @@ export class MmioBank implements Region {
         irq: env.irq,
         ram: env.ram,
         scheduler: env.scheduler,
+        withheld: d.withheld,
         ...(env.weight !== undefined ? { weight: env.weight } : {}),
       });
       this.windows.push(file);

@@ -30,6 +30,8 @@ export interface MmioRegisterFileOptions {
   irq: IrqLines;
   ram: GuestRam;
   scheduler: Scheduler;
+  /** Features kept out of the model's offer. */
+  withheld?: bigint;
   weight?: number;
 }
 
@@ -57,7 +59,7 @@ export class MmioRegisterFile implements MmioWindow, DriverNotifier {
       ram: opts.ram,
       scheduler: opts.scheduler,
       signals: this,
-      featureMask: opts.version === 2 ? ALL_FEATURES : LEGACY_FEATURES,
+      featureMask: (opts.version === 2 ? ALL_FEATURES : LEGACY_FEATURES) & ~(opts.withheld ?? 0n),
       modern: opts.version === 2,
       ...(opts.weight !== undefined ? { weight: opts.weight } : {}),
     });
@@ -182,7 +184,8 @@ export class MmioRegisterFile implements MmioWindow, DriverNotifier {
         return this.withIdleQueue('QueueNum', (q) => {
           core.queues[q]!.num = v;
           const max = core.queues[q]!.maxSize;
-          if (v === 0 || v > max || !isPowerOf2(v)) this.error(`QueueNum ${v} invalid (QueueNumMax ${max}); the queue will not enable`);
+          // A packed ring may have any size up to QueueNumMax (spec 2.8).
+          if (v === 0 || v > max || (!core.packedRing && !isPowerOf2(v))) this.error(`QueueNum ${v} invalid (QueueNumMax ${max}); the queue will not enable`);
         });
       case REG.QueueAlign:
         return this.withIdleQueue('QueueAlign', (q) => {

@@ -32,6 +32,7 @@ import {
   VIRTIO_CONFIG_S_NEEDS_RESET,
 } from '../../core/uapi/status.js';
 import {
+  VIRTIO_F_RING_PACKED,
   VIRTIO_F_VERSION_1,
   VIRTIO_RING_F_EVENT_IDX,
   VIRTIO_RING_F_INDIRECT_DESC,
@@ -45,8 +46,9 @@ import type { Chain, ConfigWidth, DeviceContext, DeviceModel } from '../devices/
 import type { DeviceOptionValue } from '../board-contract.js';
 import { DescriptorChain } from '../vring/chain.js';
 import type { GuestRam } from '../vring/guest-ram.js';
+import type { DeviceQueue } from '../vring/queue.js';
 import { RingError } from '../vring/ring-error.js';
-import { SplitQueue } from '../vring/split-queue.js';
+import { createQueue, queueOfKind } from '../vring/ring-kind.js';
 import type { Scheduler } from './scheduler.js';
 import { newCounters, type DeviceCounters, type DriverNotifier } from './signals.js';
 
@@ -74,7 +76,8 @@ export interface DeviceCoreOptions {
 }
 
 export class DeviceCore {
-  readonly queues: SplitQueue[];
+  /** Split or packed, as the negotiated VIRTIO_F_RING_PACKED decides when each is enabled. */
+  readonly queues: DeviceQueue[];
   readonly counters: DeviceCounters = newCounters();
   readonly offered: bigint;
   status = 0;
@@ -108,7 +111,7 @@ export class DeviceCore {
     readonly model: DeviceModel,
     private readonly opts: DeviceCoreOptions,
   ) {
-    this.queues = model.queueNumMax.map((max, i) => new SplitQueue(i, max));
+    this.queues = model.queueNumMax.map((max, i) => createQueue('split', i, max));
     this.scheduled = model.queueNumMax.map(() => false);
     this.offered = model.features & opts.featureMask;
     this.weight = opts.weight ?? DEFAULT_QUEUE_WEIGHT;
@@ -236,9 +239,19 @@ export class DeviceCore {
     this.frozen = true;
   }
 
+  /**
+   * DRIVER_OK: the model's activate, then one pass over every ready queue
+   * within the Status write (a weight of work at most; the rest is queued),
+   * so buffers made available before DRIVER_OK are served and the ring's
+   * kick suppression (avail_event, the packed device area) is written
+   * before the write returns: what the driver reads next does not depend on
+   * when the worker gets to run.
+   */
   private activate(): void {
     if (this.model.activate) this.enter('activate', () => this.model.activate!(this.ctx));
-    for (const q of this.queues) if (q.ready) this.schedule(q.index);
+    for (const q of this.queues) {
+      if (q.ready && !q.parked && this.running) this.enter('handleQueue', () => this.model.handleQueue(this.ctx, q.index));
+    }
   }
 
   /**
@@ -291,12 +304,20 @@ export class DeviceCore {
 
   // ---- queues ----
 
+  /** Ring features in effect: what the driver accepted so far (legacy drivers set up queues before DRIVER_OK freezes the features). */
+  private get ringFeatures(): bigint {
+    return this.frozen ? this.negotiated : this.driverFeatures & this.offered;
+  }
+
+  /** Queues enable as packed rings (VIRTIO_F_RING_PACKED accepted). */
+  get packedRing(): boolean {
+    return hasBit(this.ringFeatures, VIRTIO_F_RING_PACKED);
+  }
+
   /** Enable queue q with its programmed layout; returns the refusal reason or null. */
   enableQueue(q: number): string | null {
-    const queue = this.queues[q]!;
-    // Ring features come from what the driver accepted so far: legacy drivers
-    // set up queues before DRIVER_OK freezes the features.
-    const f = this.frozen ? this.negotiated : this.driverFeatures & this.offered;
+    const f = this.ringFeatures;
+    const queue = (this.queues[q] = queueOfKind(this.queues[q]!, hasBit(f, VIRTIO_F_RING_PACKED) ? 'packed' : 'split'));
     const why = queue.enable(this.opts.ram, {
       indirect: hasBit(f, VIRTIO_RING_F_INDIRECT_DESC),
       eventIdx: hasBit(f, VIRTIO_RING_F_EVENT_IDX),
@@ -402,7 +423,7 @@ export class DeviceCore {
     for (const q of this.queues) this.flushQueue(q);
   }
 
-  private flushQueue(queue: SplitQueue): void {
+  private flushQueue(queue: DeviceQueue): void {
     if (queue.takeNotification(this.opts.ram)) {
       this.counters.usedInterrupts++;
       this.opts.signals.usedBuffer(queue.index);
@@ -423,7 +444,7 @@ export class DeviceCore {
   }
 
   /** A malformed ring: park the queue, DEVICE_NEEDS_RESET. */
-  private ringError(queue: SplitQueue, e: unknown): void {
+  private ringError(queue: DeviceQueue, e: unknown): void {
     if (!(e instanceof RingError)) throw e;
     queue.parked = true;
     this.counters.ringErrors++;

@@ -65,6 +65,9 @@ export class GuestRam {
   readU32(addr: number): number {
     return this.view.getUint32(addr - this.base, true);
   }
+  writeU16(addr: number, value: number): void {
+    this.view.setUint16(addr - this.base, value & 0xffff, true);
+  }
   writeU32(addr: number, value: number): void {
     this.view.setUint32(addr - this.base, value >>> 0, true);
   }

@@ -16,15 +16,13 @@ import {
 } from '../../core/uapi/ring.js';
 import { ChainBuffers, DescriptorChain, walkChainInto, type WalkParams } from './chain.js';
 import { addr64, type GuestRam } from './guest-ram.js';
+import { checkRegisters, registersOf, type DeviceQueue, type QueueState, type RingFeatures } from './queue.js';
 import { RingError } from './ring-error.js';
 
-/** Ring features in effect for a queue, fixed when it is enabled. */
-export interface RingFeatures {
-  indirect: boolean;
-  eventIdx: boolean;
-}
+export type { RingFeatures };
 
-export class SplitQueue {
+export class SplitQueue implements DeviceQueue {
+  readonly kind = 'split';
   // --- as programmed by the driver (transport registers) ---
   /** QueueNum as written; validated only when the queue is enabled. */
   num = 0;
@@ -267,5 +265,58 @@ export class SplitQueue {
     this.signalledUsed = this.nextUsed;
     this.signalledValid = true;
     return !valid || vringNeedEvent(usedEvent, this.nextUsed, old);
+  }
+
+  // ---- snapshot ----
+
+  saveState(): QueueState {
+    const s: QueueState = { kind: 'split', regs: registersOf(this), ready: this.ready, parked: this.parked };
+    if (this.ready) {
+      s.ring = {
+        nextAvail: this.nextAvail,
+        nextUsed: this.nextUsed,
+        signalledUsed: this.signalledUsed,
+        signalledValid: this.signalledValid,
+        unsignalled: this.unsignalled,
+      };
+    }
+    return s;
+  }
+
+  checkState(ram: GuestRam, state: QueueState, _features: RingFeatures): string | null {
+    const bad = checkRegisters(state.regs);
+    if (bad) return bad;
+    if (typeof state.ready !== 'boolean' || typeof state.parked !== 'boolean') return 'ready/parked are not booleans';
+    if (!state.ready) return state.ring === undefined ? null : 'ring indices on a queue that is not ready';
+    const probe = new SplitQueue(this.index, this.maxSize);
+    Object.assign(probe, state.regs);
+    const why = probe.check(ram);
+    if (why) return `layout refused: ${why}`;
+    const r = state.ring;
+    if (typeof r !== 'object' || r === null) return 'ring indices missing';
+    for (const k of ['nextAvail', 'nextUsed', 'signalledUsed']) {
+      const v = r[k];
+      if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > 0xffff) return `${k} ${String(v)} is not a 16-bit ring index`;
+    }
+    for (const k of ['signalledValid', 'unsignalled']) if (typeof r[k] !== 'boolean') return `${k} is not a boolean`;
+    if (r['nextAvail'] !== r['nextUsed']) return 'next_avail and next_used differ: chains in flight, which a snapshot never holds';
+    return null;
+  }
+
+  loadState(ram: GuestRam, state: QueueState, features: RingFeatures): void {
+    this.num = state.regs.num;
+    this.setDesc(state.regs.descLo, state.regs.descHi);
+    this.setDriver(state.regs.driverLo, state.regs.driverHi);
+    this.setDevice(state.regs.deviceLo, state.regs.deviceHi);
+    if (!state.ready) return;
+    this.enable(ram, features);
+    const r = state.ring!;
+    // The avail shadow restarts at next_avail: the first pop reads avail idx.
+    this.nextAvail = this.availShadow = r['nextAvail'] as number;
+    this.nextUsed = r['nextUsed'] as number;
+    this.signalledUsed = r['signalledUsed'] as number;
+    this.signalledValid = r['signalledValid'] as boolean;
+    this.unsignalled = r['unsignalled'] as boolean;
+    this.parked = state.parked;
   }
 }

@@ -13,6 +13,7 @@ import { VIRTIO_CONFIG_S_NEEDS_RESET as NEEDS_RESET } from '../../core/uapi/stat
 import { RNG_DEFAULT_MAX_REQUEST } from '../../emulator/devices/rng.js';
 import { INDIRECT, NEXT, POISON, R, W, WRITE, pattern, type QueueBuilder } from '../../tools/testkit/queue-builder.js';
 import { snapshot, writesOutside } from '../../tools/testkit/ranges.js';
+import { splitFeatures } from '../helpers/raw-driver.js';
 import { bringUp, expectNeedsReset, expectRecovered, kick, onBoard, onBoth, type Rig } from './harness.js';
 import { ECHO_Q, PROBE_TYPE } from './probe-device.js';
 
@@ -97,7 +98,7 @@ describe('BI-03 next ≥ queue size', () => {
 
 describe('BI-04 illegal INDIRECT forms; normal descriptors then one indirect', () => {
   onBoard('BI-04 INDIRECT without VIRTIO_F_INDIRECT_DESC negotiated', (rig) =>
-    malformed(rig, (q) => q.chain([W(16)], { indirect: true }), /INDIRECT_DESC/, (o) => o & ~bit(VIRTIO_RING_F_INDIRECT_DESC)),
+    malformed(rig, (q) => q.chain([W(16)], { indirect: true }), /INDIRECT_DESC/, (o) => splitFeatures(o) & ~bit(VIRTIO_RING_F_INDIRECT_DESC)),
   );
   onBoard('BI-04 INDIRECT inside an indirect table', (rig) => malformed(rig, (q) => q.nestedIndirect(), /inside an indirect table/));
   onBoard('BI-04 INDIRECT together with NEXT in one descriptor', (rig) => malformed(rig, (q) => q.indirectWithNext(), /INDIRECT together with NEXT/));

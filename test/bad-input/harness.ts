@@ -11,12 +11,14 @@ import { VIRTIO_CONFIG_S_NEEDS_RESET } from '../../core/uapi/status.js';
 import { Machine } from '../../emulator/machine.js';
 import type { Board, ControlRequest, ControlResponse, DeviceSpec } from '../../emulator/board-contract.js';
 import { QueueBuilder, W, R, WRITE, type Buf, type BuiltChain, type UsedElem } from '../../tools/testkit/queue-builder.js';
+import { PackedQueueBuilder, type BuiltPackedChain } from '../../tools/testkit/packed-queue-builder.js';
 import {
   Alloc,
   FakeClock,
   RAM_BASE,
   RawDriver,
   RecordingIrq,
+  packedFeatures,
   makeBoard,
   type InitOptions,
 
@@ -74,6 +76,18 @@ export function bringUp(rig: Rig, drv: RawDriver, sizes: number[], opts: InitOpt
       return b;
     }
     const b = new QueueBuilder(rig.mem, rig.alloc, n);
+    b.program(drv, q);
+    return b;
+  });
+  if (opts.driverOk ?? true) drv.driverOk();
+  return qs;
+}
+
+/** The same with packed rings: VIRTIO_F_RING_PACKED accepted (unless opts.features says otherwise). */
+export function bringUpPacked(rig: Rig, drv: RawDriver, sizes: number[], opts: InitOptions = {}): PackedQueueBuilder[] {
+  drv.negotiate({ features: packedFeatures, ...opts });
+  const qs = sizes.map((n, q) => {
+    const b = new PackedQueueBuilder(rig.mem, rig.alloc, n);
     b.program(drv, q);
     return b;
   });
@@ -203,6 +217,43 @@ export async function request(rig: Rig, drv: RawDriver, qb: QueueBuilder, q: num
   return { chain, used };
 }
 
+/** A packed-ring request: post, kick, and return its used descriptor once the device wrote it. */
+export async function requestPacked(
+  rig: Rig,
+  drv: RawDriver,
+  qb: PackedQueueBuilder,
+  q: number,
+  bufs: Buf[],
+  opts: { indirect?: boolean } = {},
+): Promise<{ chain: BuiltPackedChain; used: UsedElem }> {
+  const chain = qb.chain(bufs, opts);
+  drv.notify(q);
+  await rig.until(`packed request on slot ${drv.slot} queue ${q} completes`, () => qb.hasUsed());
+  const [used] = qb.reclaim();
+  return { chain, used: used! };
+}
+
+/**
+ * expectNeedsReset for a packed ring: DEVICE_NEEDS_RESET with a config
+ * interrupt, the ring error counted with its reason, and the queue parked:
+ * a well-formed chain posted after it is not served until reset.
+ */
+export async function expectPackedNeedsReset(rig: Rig, qb: PackedQueueBuilder, q: number, reason: RegExp): Promise<void> {
+  const drv = rig.dut;
+  await rig.until('DEVICE_NEEDS_RESET', () => (drv.status() & VIRTIO_CONFIG_S_NEEDS_RESET) !== 0);
+  expect(drv.interruptStatus() & VIRTIO_MMIO_INT_CONFIG).toBe(VIRTIO_MMIO_INT_CONFIG);
+  expect(rig.lineHigh(DUT)).toBe(true);
+  const s = rig.stats();
+  expect(s.ringErrors).toBeGreaterThan(0);
+  expect(`${s.lastGuestError}`).toMatch(reason);
+  const usedBefore = s.usedBuffers;
+  qb.takeUsed();
+  qb.chain([W(8)]);
+  await kick(rig, drv, q);
+  expect(qb.hasUsed(), 'a parked queue serves nothing').toBe(false);
+  expect(rig.stats().usedBuffers).toBe(usedBefore);
+}
+
 /** Kick queue q and let the device run. */
 export async function kick(rig: Rig, drv: RawDriver, q: number): Promise<void> {
   drv.notify(q);
@@ -235,7 +286,7 @@ export async function expectNeedsReset(rig: Rig, qb: QueueBuilder, q: number, re
  * reset brings the device under test back to its reset state, after which a
  * re-initialised device serves a request.
  */
-export async function expectRecovered(rig: Rig, sizes: number[] = [8], opts: InitOptions = {}): Promise<void> {
+export async function expectRecovered(rig: Rig, sizes: number[] = [8], opts: InitOptions = {}, ring: 'split' | 'packed' = 'split'): Promise<void> {
   expect(rig.dut.read(REG.MagicValue)).toBe(MAGIC_VALUE);
   expect(rig.internalErrors()).toBe(0);
 
@@ -251,6 +302,15 @@ export async function expectRecovered(rig: Rig, sizes: number[] = [8], opts: Ini
   for (let q = 0; q < sizes.length; q++) {
     d.write(REG.QueueSel, q);
     expect(d.read(readyReg)).toBe(0);
+  }
+  if (ring === 'packed') {
+    const [pq] = bringUpPacked(rig, d, sizes, opts);
+    const r = await requestPacked(rig, d, pq!, 0, [R(4), W(16)]);
+    expect(r.used.id).toBe(r.chain.id);
+    expect(r.used.len).toBeGreaterThan(0);
+    expect(d.status() & VIRTIO_CONFIG_S_NEEDS_RESET).toBe(0);
+    expect(rig.internalErrors()).toBe(0);
+    return;
   }
   const qs = bringUp(rig, d, sizes, opts);
   const r = await request(rig, d, qs[0]!, 0, [R(4), W(16)]);

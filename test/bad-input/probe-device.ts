@@ -3,7 +3,7 @@
 // requests can be in flight), a 64-bit config field that changes on demand
 // (torn reads), and a feature with a prerequisite. Registered for in-thread
 // boards only (the device worker knows the built-in models alone).
-import { VIRTIO_F_RING_RESET, VIRTIO_F_VERSION_1, VIRTIO_RING_F_EVENT_IDX, VIRTIO_RING_F_INDIRECT_DESC, bit, hasBit } from '../../core/uapi/features.js';
+import { VIRTIO_F_RING_PACKED, VIRTIO_F_RING_RESET, VIRTIO_F_VERSION_1, VIRTIO_RING_F_EVENT_IDX, VIRTIO_RING_F_INDIRECT_DESC, bit, hasBit } from '../../core/uapi/features.js';
 import type { Chain, ConfigWidth, DeviceContext, DeviceModel } from '../../emulator/devices/device.js';
 import { registerDeviceType } from '../../emulator/devices/catalog.js';
 
@@ -26,6 +26,7 @@ export class ProbeDevice implements DeviceModel {
     bit(VIRTIO_F_VERSION_1) |
     bit(VIRTIO_RING_F_INDIRECT_DESC) |
     bit(VIRTIO_RING_F_EVENT_IDX) |
+    bit(VIRTIO_F_RING_PACKED) |
     bit(VIRTIO_F_RING_RESET) |
     bit(PROBE_F_A) |
     bit(PROBE_F_B);

@@ -11,6 +11,7 @@ import { REG } from '../../core/uapi/mmio.js';
 import { VIRTIO_CONFIG_S_NEEDS_RESET as NEEDS_RESET } from '../../core/uapi/status.js';
 import { POISON, QueueBuilder, R, W } from '../../tools/testkit/queue-builder.js';
 import { snapshot, writesOutside } from '../../tools/testkit/ranges.js';
+import { splitFeatures } from '../helpers/raw-driver.js';
 import { bringUp, expectRecovered, kick, onBoard, onBoth, pendingWorkItems, request, type Rig } from './harness.js';
 import { ECHO_Q, HOLD_Q, PROBE_TYPE, ProbeDevice } from './probe-device.js';
 
@@ -325,7 +326,7 @@ describe('BI-18 notifications the device cannot act on', () => {
 
 describe('BI-27 RING_RESET misuse', () => {
   onBoard('BI-27 QueueReset without VIRTIO_F_RING_RESET negotiated is ignored: the queue stays live', async (rig) => {
-    const [q] = bringUp(rig, rig.dut, [8], { features: (o) => o & ~bit(VIRTIO_F_RING_RESET) });
+    const [q] = bringUp(rig, rig.dut, [8], { features: (o) => splitFeatures(o) & ~bit(VIRTIO_F_RING_RESET) });
     rig.dut.write(REG.QueueReset, 1);
     expect(rig.dut.read(REG.QueueReady)).toBe(1);
     expect(rig.stats().lastGuestError).toMatch(/without VIRTIO_F_RING_RESET/);

@@ -10,6 +10,7 @@ import { MAGIC_VALUE, MMIO_WINDOW_SIZE, REG, VIRTIO_MMIO_INT_CONFIG as INT_CONFI
 import { VIRTIO_RING_F_EVENT_IDX, bit } from '../../core/uapi/features.js';
 import { VIRTIO_CONFIG_S_DRIVER_OK as DRIVER_OK } from '../../core/uapi/status.js';
 import { W } from '../../tools/testkit/queue-builder.js';
+import { splitFeatures } from '../helpers/raw-driver.js';
 import { bringUp, expectRecovered, onBoard, onBoth, request, type Rig } from './harness.js';
 import { PROBE_DEVICE_ID, PROBE_TYPE } from './probe-device.js';
 
@@ -231,7 +232,7 @@ describe('BI-23 InterruptACK misuse and the read/ACK race', () => {
   });
   onBoard('BI-23 an event between the InterruptStatus read and the ACK: the ACK of what was read keeps the new bit', async (rig) => {
     // Without EVENT_IDX every used buffer interrupts.
-    const [q] = bringUp(rig, rig.dut, [8], { features: (o) => o & ~bit(VIRTIO_RING_F_EVENT_IDX) });
+    const [q] = bringUp(rig, rig.dut, [8], { features: (o) => splitFeatures(o) & ~bit(VIRTIO_RING_F_EVENT_IDX) });
     await request(rig, rig.dut, q!, 0, [W(8)]);
     const seen = rig.dut.interruptStatus();
     expect(seen).toBe(INT_VRING);

@@ -18,6 +18,7 @@ import {
   unregisterVirtioDevice,
   virtioDeviceReadyNoirq,
 } from '../../core/virtio.js';
+import { toVvq } from '../../core/virtqueue/vring.js';
 import { type PowerModel, VirtioSystem, type SystemOptions } from '../../tools/system.js';
 import { TraceBus, formatEntry } from '../helpers/trace-bus.js';
 import { testDriver } from '../helpers/test-drivers.js';
@@ -83,8 +84,11 @@ describe.each<PowerModel>(['retain', 'reset', 'fresh'])('suspend with power %s',
 });
 
 describe('the register trace of the noirq restore', () => {
-  it('restore_noirq: Status 0, ACK, DRIVER, features, FEATURES_OK read back, the queue re-programmed, DRIVER_OK once; restore() touches nothing', async () => {
-    const { sys, trace } = await boot(['rtc'], [virtioRtcNoirqDriver]);
+  it.each([
+    ['split', false, '0x1'],
+    ['packed', true, '0x5'],
+  ] as const)('restore_noirq (%s ring): Status 0, ACK, DRIVER, features, FEATURES_OK read back, the queue re-programmed, DRIVER_OK once; restore() touches nothing', async (_kind, packed, featuresHi) => {
+    const { sys, trace } = await boot([{ type: 'rtc', options: { packed } }], [virtioRtcNoirqDriver]);
     let start = 0;
     let afterNoirq = 0;
     sys.dpm.hooks.push((e) => {
@@ -96,12 +100,13 @@ describe('the register trace of the noirq restore', () => {
     const noirq = log.slice(0, afterNoirq - start);
     const restore = windowLog(trace, sys, 0, afterNoirq);
 
-    const vq = sys.device(0)!.vqs[0]!;
+    const vq = toVvq(sys.device(0)!.vqs[0]!);
+    expect(vq.packedRing).toBe(packed);
     const hex = (n: number) => `0x${(n >>> 0).toString(16)}`;
     const lo = (a: number) => hex(a % 2 ** 32);
     const hi = (a: number) => hex(Math.floor(a / 2 ** 32));
-    // features go high word first, then low (vm_finalize_features)
-    expect(noirq[6]).toMatch(/^W DriverFeatures <- 0x1$/);
+    // features go high word first, then low (vm_finalize_features): VERSION_1, and RING_PACKED when offered
+    expect(noirq[6]).toBe(`W DriverFeatures <- ${featuresHi}`);
     expect(noirq[8]).toMatch(/^W DriverFeatures <- 0x[0-9a-f]+$/);
     expect(noirq[14]).toMatch(/^R QueueNumMax = 0x[0-9a-f]+$/);
     expect(noirq.slice(0, 26)).toEqual([

@@ -24,7 +24,8 @@ import {
 } from '../../core/uapi/ring.js';
 import type { VirtioConfigOps } from '../../core/virtio-types.js';
 import { KernelBug, VirtioBus, VirtioDevice } from '../../core/virtio.js';
-import { SplitVirtqueue, vringCreateVirtqueue, vringNotificationData, vringTransportFeatures } from '../../core/virtqueue/split.js';
+import { SplitVirtqueue } from '../../core/virtqueue/split.js';
+import { vringCreateVirtqueue, vringNotificationData, vringTransportFeatures } from '../../core/virtqueue/vring.js';
 import type { Virtqueue, VqCallback } from '../../core/virtio-types.js';
 import { VringPeer } from '../helpers/vring-peer.js';
 
@@ -62,6 +63,7 @@ function setup(opts: { num?: number; features?: bigint; callback?: boolean; ctx?
   };
   const vq = vringCreateVirtqueue<string>(0, opts.num ?? 8, 4096, vdev, true, true, opts.ctx ?? false, notify, cb, 'test', dma);
   if (typeof vq === 'number') throw new Error(`create failed ${vq}`);
+  if (!(vq instanceof SplitVirtqueue)) throw new Error('not a split ring');
   s.vq = vq;
   s.peer = new VringPeer(mem, vq.getVringSize(), vq.getDescAddr(), vq.getAvailAddr(), vq.getUsedAddr());
   return s;

@@ -39,7 +39,7 @@ import {
   VQ_INFO_BLOCK,
   VQ_INFO_BLOCK_LEGACY,
 } from '../../core/uapi/ccw.js';
-import { VIRTIO_F_VERSION_1 } from '../../core/uapi/features.js';
+import { VIRTIO_F_RING_PACKED, VIRTIO_F_VERSION_1 } from '../../core/uapi/features.js';
 import { VIRTIO_ID_CONSOLE, VIRTIO_ID_RNG } from '../../core/uapi/ids.js';
 import { REG } from '../../core/uapi/mmio.js';
 import { VRING_DESC_F_WRITE, alignUp, availRingSize, descTableSize, usedRingSize } from '../../core/uapi/ring.js';
@@ -193,7 +193,8 @@ function bringUp(sc: RawSubchannel, revision: number | null = 2): { ring: RawRin
   const hi = rev >= 1 ? readFeat(sc, 1) : 0;
   writeFeat(sc, 0, lo);
   if (rev >= 1) {
-    writeFeat(sc, 1, hi);
+    // This driver lays out split rings: it does not accept VIRTIO_F_RING_PACKED.
+    writeFeat(sc, 1, hi & ~(1 << (VIRTIO_F_RING_PACKED - 32)));
     expect(writeStatus(sc, 0x0b).irb.dstat).toBe(OK_DSTAT);
   }
   const ring = setVq(sc, 0, 16, rev === 0);

@@ -3,7 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import { REG } from '../../core/uapi/mmio.js';
 import {
-  VIRTIO_F_RING_PACKED,
+  VIRTIO_F_IN_ORDER,
   VIRTIO_F_RING_RESET,
   VIRTIO_F_VERSION_1,
   VIRTIO_RING_F_EVENT_IDX,
@@ -73,7 +73,7 @@ describe('spec 3.1.1 initialisation with raw register accesses', () => {
 describe('FEATURES_OK acceptance (BI-20)', () => {
   it('does not stick when the driver accepted a feature that was not offered', () => {
     const { tb, d } = setup();
-    const st = d.negotiate({ features: (o) => o | bit(VIRTIO_F_RING_PACKED) });
+    const st = d.negotiate({ features: (o) => o | bit(VIRTIO_F_IN_ORDER) });
     expect(st & FEATURES_OK).toBe(0);
     expect(st).toBe(ACK | DRIVER);
     expect(slotStats(tb).lastGuestError).toMatch(/FEATURES_OK refused/);

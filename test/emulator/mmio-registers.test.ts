@@ -3,6 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import { MAGIC_VALUE, REG } from '../../core/uapi/mmio.js';
 import {
+  VIRTIO_F_RING_PACKED,
   VIRTIO_F_RING_RESET,
   VIRTIO_F_VERSION_1,
   VIRTIO_RING_F_EVENT_IDX,
@@ -15,7 +16,7 @@ import { registerDeviceType } from '../../emulator/devices/catalog.js';
 import { VENDOR_ID } from '../../emulator/mmio/registers.js';
 import { RawDriver, boardStats, makeBoard, slotStats } from '../helpers/raw-driver.js';
 
-const RNG_FEATURES = bit(VIRTIO_F_VERSION_1) | bit(VIRTIO_RING_F_INDIRECT_DESC) | bit(VIRTIO_RING_F_EVENT_IDX) | bit(VIRTIO_F_RING_RESET);
+const RNG_FEATURES = bit(VIRTIO_F_VERSION_1) | bit(VIRTIO_RING_F_INDIRECT_DESC) | bit(VIRTIO_RING_F_EVENT_IDX) | bit(VIRTIO_F_RING_PACKED) | bit(VIRTIO_F_RING_RESET);
 
 function rngBoard() {
   const tb = makeBoard([{ type: 'rng', transport: 'mmio' }]);

@@ -12,7 +12,7 @@ import {
   VIRTIO_CONFIG_S_FEATURES_OK,
 } from '../../core/uapi/status.js';
 import { alignUp, availRingSize, descTableSize, usedRingSize } from '../../core/uapi/ring.js';
-import { fromWords, hi32, lo32 } from '../../core/uapi/features.js';
+import { VIRTIO_F_RING_PACKED, bit, fromWords, hi32, lo32 } from '../../core/uapi/features.js';
 import { createBoard, type BoardOptions, type BoardStats, type SlotStats } from '../../emulator/board.js';
 import type { Board, DeviceSpec, IrqLines } from '../../emulator/board-contract.js';
 
@@ -148,10 +148,23 @@ export class RawRing {
 }
 
 export interface InitOptions {
-  /** Features to accept; default: everything offered. */
+  /**
+   * Features to accept; default: everything offered but VIRTIO_F_RING_PACKED,
+   * since this driver lays out split rings (packedFeatures accepts it too).
+   */
   features?: (offered: bigint) => bigint;
   /** Stop before DRIVER_OK (queue setup comes in between). */
   driverOk?: boolean;
+}
+
+/** What a split-ring driver accepts of an offer: everything but VIRTIO_F_RING_PACKED. */
+export function splitFeatures(offered: bigint): bigint {
+  return offered & ~bit(VIRTIO_F_RING_PACKED);
+}
+
+/** What a packed-ring driver accepts: everything offered (VIRTIO_F_RING_PACKED included). */
+export function packedFeatures(offered: bigint): bigint {
+  return offered;
 }
 
 /** Raw register access to one slot, plus the spec 3.1.1 / 4.2.3 procedures. */
@@ -204,7 +217,7 @@ export class RawDriver {
     this.addStatus(VIRTIO_CONFIG_S_ACKNOWLEDGE);
     this.addStatus(VIRTIO_CONFIG_S_DRIVER);
     const offered = this.deviceFeatures();
-    this.writeDriverFeatures(opts.features ? opts.features(offered) : offered);
+    this.writeDriverFeatures(opts.features ? opts.features(offered) : splitFeatures(offered));
     this.addStatus(VIRTIO_CONFIG_S_FEATURES_OK);
     return this.status();
   }

@@ -42,6 +42,19 @@ describe('the comparison', () => {
   });
 });
 
+describe('the scenarios', () => {
+  it('cover virtio-mmio v2 on both ring layouts (the device offering RING_PACKED, and packed=false) and legacy on split rings', () => {
+    const names = probeScenarios(null, ['mmio', 'mmio-legacy']).map((s) => s.name);
+    expect(names.filter((n) => n.endsWith('.mmio.packed'))).toHaveLength(11);
+    expect(names.filter((n) => n.endsWith('.mmio.split'))).toHaveLength(11);
+    expect(names.filter((n) => n.endsWith('.mmio-legacy'))).toHaveLength(11);
+    const [packed] = probeScenarios(null, ['mmio']);
+    expect(packed!.devices).toEqual([{ type: 'rng', transport: 'mmio', options: { packed: true } }]);
+    const custom = probeScenarios([{ type: 'rng', options: { packed: false } }], ['mmio']);
+    expect(custom.map((s) => s.devices[0]!.options)).toEqual([{ packed: false }, { packed: false }]);
+  });
+});
+
 describe.skipIf(!built)('the model against Linux 6.12', () => {
   it.each(probeScenarios(null, ['mmio', 'mmio-legacy']).map((s) => [s.name, s] as const))('%s: the same register trace and results', async (_name, s) => {
     const r = await diffScenario(s);
@@ -50,7 +63,7 @@ describe.skipIf(!built)('the model against Linux 6.12', () => {
     expect(r.accesses).toBeGreaterThan(20);
     // Only a refused FEATURES_OK is logged, by both kernels alike.
     // (legacy devices have no FEATURES_OK to refuse)
-    if (s.name === 'refused-features.rng.mmio') expect(log).toEqual(['virtio0: virtio: device refuses features: 3']);
+    if (s.name.startsWith('refused-features.rng.mmio.')) expect(log).toEqual(['virtio0: virtio: device refuses features: 3']);
     else expect(log).toBeUndefined();
   });
 

@@ -144,8 +144,11 @@ describe.skipIf(!built)('Linux system sleep', () => {
   });
 
   describe('the register trace of the noirq restore', () => {
-    it('restore_noirq: reset, ACK, DRIVER, features, FEATURES_OK read back, the queue re-programmed by vm_reset_vqs, DRIVER_OK once; restore() writes nothing', async () => {
-      const { sys, trace } = await bootTraced(['rtc'], ['virtio_rtc_noirq']);
+    it.each([
+      ['split', false, 0x1],
+      ['packed', true, 0x5],
+    ] as const)('restore_noirq (%s ring): reset, ACK, DRIVER, features, FEATURES_OK read back, the queue re-programmed by vm_reset_vqs, DRIVER_OK once; restore() writes nothing', async (_ring, packed, highFeatures) => {
+      const { sys, trace } = await bootTraced([{ type: 'rtc', options: { packed } }], ['virtio_rtc_noirq']);
       let start = 0;
       let afterNoirq = 0;
       const states: (number | null)[] = [];
@@ -160,7 +163,8 @@ describe.skipIf(!built)('Linux system sleep', () => {
       const noirq = windowLog(trace, sys, 0, start, afterNoirq);
       const restore = windowLog(trace, sys, 0, afterNoirq);
       const vq = sys.kernel.device(0)!.vq0!;
-      expect(noirq[6]).toMatch(/^W DriverFeatures <- 0x1$/);
+      // VERSION_1, and RING_PACKED (bit 34) where the device offers it
+      expect(noirq[6]).toBe(`W DriverFeatures <- ${hex(highFeatures)}`);
       expect(noirq[8]).toMatch(/^W DriverFeatures <- 0x[0-9a-f]+$/);
       expect(noirq).toEqual([
         'W Status <- 0x0',

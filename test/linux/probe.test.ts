@@ -6,7 +6,7 @@
 import fs from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { PLATFORM } from '../../core/bus.js';
-import { VIRTIO_F_VERSION_1 } from '../../core/uapi/features.js';
+import { VIRTIO_F_RING_PACKED, VIRTIO_F_VERSION_1 } from '../../core/uapi/features.js';
 import { VIRTIO_ID_RNG } from '../../core/uapi/ids.js';
 import { REG, regName } from '../../core/uapi/mmio.js';
 import { VRING_DESC_F_WRITE } from '../../core/uapi/ring.js';
@@ -29,6 +29,7 @@ noteSkipped();
 const OK_V2 = VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER | VIRTIO_CONFIG_S_FEATURES_OK | VIRTIO_CONFIG_S_DRIVER_OK;
 const OK_V1 = VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER | VIRTIO_CONFIG_S_DRIVER_OK;
 const VERSION_1 = 1n << BigInt(VIRTIO_F_VERSION_1);
+const RING_PACKED = 1n << BigInt(VIRTIO_F_RING_PACKED);
 
 function stats(sys: LinuxSystem): BoardStats {
   const r = sys.machine.control({ op: 'stats' });
@@ -101,9 +102,10 @@ describe.skipIf(!built)('Linux virtio-rng probe', () => {
       expect(stats(sys).slots[0]!.guestErrors).toBe(0);
     });
 
-    it('the device served the ring Linux laid out in guest RAM', async () => {
+    it('the device served the split ring Linux laid out in guest RAM', async () => {
       let trace: TraceBus | null = null;
-      const sys = await boot({ devices: ['rng'], transport, wrapBus: (b) => (trace = new TraceBus(b)) });
+      // packed=false: the device offers no VIRTIO_F_RING_PACKED, so Linux lays out a split ring (legacy never has one)
+      const sys = await boot({ devices: [{ type: 'rng', options: { packed: false } }], transport, wrapBus: (b) => (trace = new TraceBus(b)) });
       const total = 3000;
       sys.kernel.rngRead(0, total);
       const d = sys.kernel.device(0)!;
@@ -183,6 +185,61 @@ describe.skipIf(!built)('Linux virtio-rng probe', () => {
       expect(sys.kernel.rngRead(0, 32).length).toBe(32);
       expect(sys.kernel.warnings).toEqual([]);
     });
+  });
+
+  it('over mmio (Version 2), Linux negotiates VIRTIO_F_RING_PACKED and the device served the packed ring Linux laid out', async () => {
+    let trace: TraceBus | null = null;
+    const sys = await boot({ devices: ['rng'], wrapBus: (b) => (trace = new TraceBus(b)) });
+    const total = 3000;
+    expect(sys.kernel.rngRead(0, total).length).toBe(total);
+    const d = sys.kernel.device(0)!;
+    expect(d.features & RING_PACKED).toBe(RING_PACKED);
+    const vq = d.vq0!;
+    // QueueDesc: the descriptor ring; QueueDriver/QueueDevice: the two event suppression areas.
+    const written = (offset: number): number[] => trace!.log.filter((e) => e.op === 'W' && e.offset === offset).map((e) => e.value);
+    expect(written(REG.QueueDescLow)).toEqual([vq.desc]);
+    expect(written(REG.QueueDriverLow)).toEqual([vq.avail]);
+    expect(written(REG.QueueDeviceLow)).toEqual([vq.used]);
+    expect(written(REG.QueueNum)).toEqual([vq.size]);
+    expect(vq.size).toBe(reg(sys, 0, REG.QueueNumMax));
+    // Three separate page-aligned allocations in the kernel's heap (vring_alloc_queue_packed).
+    const heap = sys.kernel.memStats();
+    for (const a of [vq.desc, vq.avail, vq.used]) {
+      expect(a % 4096).toBe(0);
+      expect(a - PLATFORM.RAM_BASE).toBeGreaterThanOrEqual(heap.heapStart);
+      expect(a - PLATFORM.RAM_BASE).toBeLessThan(heap.heapEnd);
+    }
+    const s = stats(sys).slots[0]!;
+    expect(s.ringErrors).toBe(0);
+    expect(s.guestErrors).toBe(0);
+    const used = s.usedBuffers;
+    expect(used).toBeGreaterThanOrEqual(Math.ceil(total / RNG_BUFFER_SIZE));
+    expect(used).toBeLessThan(vq.size); // one lap: the device's used wrap counter is still 1
+    // virtio-rng posts one one-descriptor buffer at a time: used descriptors fill
+    // positions 0..used-1 with AVAIL = USED = 1, id below the ring size, len 64.
+    const flagsAt = (i: number): number => ramU16(sys, vq.desc + 16 * i + 14);
+    for (let i = 0; i < used; i++) {
+      expect(flagsAt(i) & 0x8080).toBe(0x8080);
+      expect(ramU32(sys, vq.desc + 16 * i + 8)).toBe(RNG_BUFFER_SIZE);
+      expect(ramU16(sys, vq.desc + 16 * i + 12)).toBeLessThan(vq.size);
+    }
+    // The next position is untouched (zeroed at allocation) or holds the
+    // request virtio-rng queued next: available (AVAIL = 1, USED = 0),
+    // device-writable, 64 bytes in the heap.
+    const next = vq.desc + 16 * used;
+    expect([0, 0x80]).toContain(flagsAt(used) & 0x8080);
+    if (flagsAt(used) !== 0) {
+      expect(flagsAt(used) & VRING_DESC_F_WRITE).toBe(VRING_DESC_F_WRITE);
+      expect(ramU32(sys, next + 8)).toBe(RNG_BUFFER_SIZE);
+      expect(ramU64(sys, next) - PLATFORM.RAM_BASE).toBeGreaterThanOrEqual(heap.heapStart);
+    }
+    expect(flagsAt(used + 1)).toBe(0);
+    // EVENT_IDX negotiated: the device asked to be kicked at a descriptor
+    // (flags DESC); Linux left its own area at ENABLE (its vq has a callback).
+    expect(ramU16(sys, vq.used + 2)).toBe(2);
+    expect(ramU16(sys, vq.avail + 2)).toBe(0);
+    expect(sys.kernel.log).toEqual([]);
+    expect(sys.kernel.warnings).toEqual([]);
   });
 
   it('shows the virtio bus attributes through virtio.c and sends its uevents', async () => {

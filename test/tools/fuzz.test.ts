@@ -9,6 +9,7 @@ import { ccwDevices, ccwOp, ccwProperty, runCcwOps } from '../../tools/fuzz/ccw-
 import { RAM_BASE } from '../../tools/fuzz/fuzz-board.js';
 import { writesOutside } from '../../tools/testkit/ranges.js';
 import { mmioRegisterProperty, regOp, registerBoardDevices, runRegOps } from '../../tools/fuzz/mmio-registers.js';
+import { packedCase, packedRingProperty, runPackedCase } from '../../tools/fuzz/packed-rings.js';
 import { ringCase, ringProperty, runRingCase } from '../../tools/fuzz/rings.js';
 import { runFuzz, type FuzzTarget } from '../../tools/fuzz/campaign.js';
 import { runStatusOps, statusDevices, statusFeatureProperty, statusOp } from '../../tools/fuzz/status-features.js';
@@ -25,6 +26,9 @@ describe('fuzz properties, fixed seed', () => {
   });
   it('descriptor tables, indirect tables, avail rings and indices: writes only where handed over', () => {
     fc.assert(ringProperty(), { seed: SEED, numRuns: 120 });
+  });
+  it('packed rings: chains, raw descriptors, wrap bits, ids and event areas: writes only where handed over, no id used more often than written', () => {
+    fc.assert(packedRingProperty(), { seed: SEED, numRuns: 120 });
   });
   it('orders of Status writes and feature-register accesses', () => {
     fc.assert(statusFeatureProperty(statusDevices(deviceTypes())), { seed: SEED, numRuns: 200 });
@@ -84,6 +88,13 @@ describe('the generators reach the states the properties are about', () => {
   it('ring cases both complete chains and hit malformed rings', () => {
     const outcomes = fc.sample(ringCase, { seed: SEED, numRuns: 100 }).map(runRingCase);
     expect(outcomes.filter((o) => o.usedBuffers > 0).length).toBeGreaterThan(15);
+    expect(outcomes.filter((o) => o.ringErrors > 0).length).toBeGreaterThan(15);
+  });
+  it('packed cases complete chains across laps and hit malformed rings', () => {
+    const outcomes = fc.sample(packedCase, { seed: SEED, numRuns: 100 }).map(runPackedCase);
+    expect(outcomes.filter((o) => o.usedBuffers > 0).length).toBeGreaterThan(15);
+    // At least a whole ring used: the device's used wrap counter flipped.
+    expect(outcomes.filter((o) => o.usedBuffers >= o.num).length).toBeGreaterThan(10);
     expect(outcomes.filter((o) => o.ringErrors > 0).length).toBeGreaterThan(15);
   });
   it('status orders get FEATURES_OK to stick', () => {

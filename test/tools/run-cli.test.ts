@@ -31,7 +31,7 @@ describe('virtio-emu run', () => {
           name: 'rng',
           transport: 'mmio',
           status: 0x0f,
-          features: '0x0000000130000000',
+          features: '0x0000000530000000',
           io: { bytes: 4096, errors: 0 },
         },
       ],

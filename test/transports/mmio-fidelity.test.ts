@@ -12,7 +12,7 @@ import { dmaFor } from '../../core/dma.js';
 import { formatWarning, kernel } from '../../core/kernel.js';
 import { E2BIG, EINVAL, EIO, ENODEV, ENOENT, ENOMEM, ENOSPC, EOPNOTSUPP } from '../../core/uapi/errno.js';
 import { BusError } from '../../core/bus.js';
-import { VIRTIO_F_ACCESS_PLATFORM, VIRTIO_F_VERSION_1, bit } from '../../core/uapi/features.js';
+import { VIRTIO_F_ACCESS_PLATFORM, VIRTIO_F_VERSION_1, bit, hi32 } from '../../core/uapi/features.js';
 import { VIRTIO_ID_BLOCK, VIRTIO_ID_CONSOLE, VIRTIO_ID_RNG } from '../../core/uapi/ids.js';
 import { REG } from '../../core/uapi/mmio.js';
 import { VIRTIO_CONFIG_S_DRIVER_OK, VIRTIO_CONFIG_S_FAILED } from '../../core/uapi/status.js';
@@ -42,12 +42,15 @@ import {
 } from '../../core/virtio.js';
 import type { Virtqueue } from '../../core/virtio-types.js';
 import { Machine, type MachineDevice } from '../../emulator/machine.js';
+import { RngDevice } from '../../emulator/devices/rng.js';
 import { MmioPlatformDevice, VirtioMmioDevice, virtioMmioConfigOps, virtioMmioPmOps, virtioMmioProbe } from '../../transports/mmio/index.js';
 import { VirtioSystem } from '../../tools/system.js';
 import { TraceBus, formatEntry } from '../helpers/trace-bus.js';
 import { blkHeader } from '../helpers/raw-requests.js';
 import { testDriver } from '../helpers/test-drivers.js';
 
+/** The high word of what an rng device offers (matched by the DeviceFeatures overrides). */
+const RNG_FEATURES_HI = hi32(new RngDevice().features);
 const machines: Machine[] = [];
 const systems: VirtioSystem[] = [];
 
@@ -224,9 +227,12 @@ describe('vm_reset_vqs: vm_setup_vq checks, and no queue left live after an erro
 });
 
 describe('virtqueue_reset_split with a buffer still in flight', () => {
-  it('a blk request in flight across restore_noirq never completes; virtqueue_reinit_vring WARNs', async () => {
+  it.each([
+    ['split', false, /num_free != vring\.num/],
+    ['packed', true, /num_free != packed\.vring\.num/],
+  ] as const)('a blk request in flight across restore_noirq never completes (%s ring); virtqueue_reinit_vring WARNs', async (_ring, packed, bug) => {
     const drv = testDriver(VIRTIO_ID_BLOCK, { noirq: true });
-    const { sys } = await system([{ type: 'blk', options: { size: '1M' } }], [drv]);
+    const { sys } = await system([{ type: 'blk', options: { size: '1M', packed } }], [drv]);
     const dev = sys.device(0)!;
     const vq = drv.state.vqs[0] as Virtqueue<string>;
     const dma = dmaFor(sys.machine.mem);
@@ -251,10 +257,10 @@ describe('virtqueue_reset_split with a buffer still in flight', () => {
     sys.machine.irq.deliverPending();
     expect(vq.getBuf()).toBeNull();
     // The stale token is still in desc_state; detaching it leaves num_free above
-    // the ring size, which trips virtqueue_detach_unused_buf_split's BUG_ON.
+    // the ring size, which trips virtqueue_detach_unused_buf_split's (or _packed's) BUG_ON.
     dev.config.reset(dev);
     expect(vq.detachUnusedBuf()).toBe('read0');
-    expect(() => vq.detachUnusedBuf()).toThrow(/num_free != vring.num/);
+    expect(() => vq.detachUnusedBuf()).toThrow(bug);
   });
 
   it('with every buffer used and harvested first, no warning and the ring works again', async () => {
@@ -377,7 +383,7 @@ describe('virtio_dev_probe branches', () => {
     expect(status(modern.dev)).toBe(0x83);
     // A device that says it offers ACCESS_PLATFORM passes the check and reaches FEATURES_OK.
     const { m, tb } = await machine(['rng']);
-    tb.override = (off, _w, v) => (off === REG.DeviceFeatures && v === 0x101 ? v | (1 << (VIRTIO_F_ACCESS_PLATFORM - 32)) : undefined);
+    tb.override = (off, _w, v) => (off === REG.DeviceFeatures && v === RNG_FEATURES_HI ? v | (1 << (VIRTIO_F_ACCESS_PLATFORM - 32)) : undefined);
     const dev = virtioMmioProbe(tb, m.slotAddr(0), 0, bus(testDriver(VIRTIO_ID_RNG))) as VirtioMmioDevice;
     expect(dev.features & bit(VIRTIO_F_ACCESS_PLATFORM)).toBe(bit(VIRTIO_F_ACCESS_PLATFORM));
     // the real device never offered it, so FEATURES_OK does not stick
@@ -387,7 +393,7 @@ describe('virtio_dev_probe branches', () => {
 
   it('finalize_features failing (a Version 2 device without VERSION_1): -EINVAL and FAILED', async () => {
     const { m, tb } = await machine(['rng']);
-    tb.override = (off, _w, v) => (off === REG.DeviceFeatures && v === 0x101 ? 0x100 : undefined);
+    tb.override = (off, _w, v) => (off === REG.DeviceFeatures && v === RNG_FEATURES_HI ? v & ~(1 << (VIRTIO_F_VERSION_1 - 32)) : undefined);
     const dev = virtioMmioProbe(tb, m.slotAddr(0), 0, bus(testDriver(VIRTIO_ID_RNG))) as VirtioMmioDevice;
     expect(dev.probeResult).toBe(-EINVAL);
     expect(status(dev)).toBe(0x83);

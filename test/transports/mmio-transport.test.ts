@@ -9,7 +9,7 @@ import { dmaFor } from '../../core/dma.js';
 import { kernel } from '../../core/kernel.js';
 import { virtioRngDriver, virtioRngRead } from '../../core/drivers/rng.js';
 import { E2BIG, EINVAL, ENODEV, ENOENT, ENXIO } from '../../core/uapi/errno.js';
-import { VIRTIO_F_NOTIFICATION_DATA, VIRTIO_F_VERSION_1, bit } from '../../core/uapi/features.js';
+import { VIRTIO_F_NOTIFICATION_DATA, VIRTIO_F_RING_PACKED, VIRTIO_F_VERSION_1, bit } from '../../core/uapi/features.js';
 import { VIRTIO_ID_RNG } from '../../core/uapi/ids.js';
 import { MAGIC_VALUE, REG, VIRTIO_MMIO_INT_CONFIG, VIRTIO_MMIO_INT_VRING, type RegName } from '../../core/uapi/mmio.js';
 import { VIRTIO_CONFIG_S_DRIVER_OK, VIRTIO_CONFIG_S_FAILED } from '../../core/uapi/status.js';
@@ -25,6 +25,7 @@ import {
   type VirtioDriver,
 } from '../../core/virtio.js';
 import type { Virtqueue } from '../../core/virtio-types.js';
+import { toVvq } from '../../core/virtqueue/vring.js';
 import { Machine, type BusKind, type MachineDevice } from '../../emulator/machine.js';
 import {
   type VirtioMmioDevice,
@@ -97,15 +98,21 @@ afterEach(async () => {
 });
 
 describe.each(['worker', 'inthread'] as BusKind[])('virtio-mmio over the %s bus', (kind) => {
-  it('probes a Version 2 device with the register sequence Linux uses (VIRTIO-NOTES 8.2.7)', async () => {
-    const m = await boot(kind);
+  it.each([
+    ['split', false],
+    ['packed', true],
+  ] as const)('probes a Version 2 device (%s ring) with the register sequence Linux uses (VIRTIO-NOTES 8.2.7)', async (_ring, packed) => {
+    const m = await boot(kind, [{ type: 'rng', options: { packed } }]);
     const tb = new TraceBus(m.bus, m.slotAddr(0));
     const dev = probe(tb, m, bindBus(virtioRngDriver));
 
     expect(dev.version).toBe(2);
     expect(dev.driver).toBe(virtioRngDriver);
-    expect(dev.features).toBe(bit(VIRTIO_F_VERSION_1) | bit(28) | bit(29));
+    // Linux keeps RING_PACKED when the device offers it (vring_transport_features)
+    expect(dev.features).toBe(bit(VIRTIO_F_VERSION_1) | bit(28) | bit(29) | (packed ? bit(VIRTIO_F_RING_PACKED) : 0n));
+    const packedHi = packed ? 1 << (VIRTIO_F_RING_PACKED - 32) : 0;
     const vq = dev.vqs[0]!;
+    expect(toVvq(vq).packedRing).toBe(packed);
     const num = vq.getVringSize();
     const desc = vq.getDescAddr();
     const avail = vq.getAvailAddr();
@@ -124,12 +131,12 @@ describe.each(['worker', 'inthread'] as BusKind[])('virtio-mmio over the %s bus'
       ['W', 'Status', 3],
       // vm_get_features: high word first
       ['W', 'DeviceFeaturesSel', 1],
-      ['R', 'DeviceFeatures', 0x101],
+      ['R', 'DeviceFeatures', 0x101 | packedHi],
       ['W', 'DeviceFeaturesSel', 0],
       ['R', 'DeviceFeatures', 0x3000_0000],
       // vm_finalize_features: RING_RESET (40) filtered out
       ['W', 'DriverFeaturesSel', 1],
-      ['W', 'DriverFeatures', 1],
+      ['W', 'DriverFeatures', 1 | packedHi],
       ['W', 'DriverFeaturesSel', 0],
       ['W', 'DriverFeatures', 0x3000_0000],
       // virtio_features_ok
@@ -474,13 +481,13 @@ describe('virtio-mmio config ops register by register', () => {
     dev.config.reset(dev);
     dev.config.generation!(dev);
     expect(() => dev.config.setStatus(dev, 0)).toThrow(KernelBug);
-    expect(dev.config.getFeatures(dev)).toBe(bit(32) | bit(40) | bit(28) | bit(29));
+    expect(dev.config.getFeatures(dev)).toBe(bit(32) | bit(34) | bit(40) | bit(28) | bit(29));
     expectTrace(tb.log, [
       ['R', 'Status', 1],
       ['W', 'Status', 0],
       ['R', 'ConfigGeneration'],
       ['W', 'DeviceFeaturesSel', 1],
-      ['R', 'DeviceFeatures', 0x101],
+      ['R', 'DeviceFeatures', 0x105],
       ['W', 'DeviceFeaturesSel', 0],
       ['R', 'DeviceFeatures', 0x3000_0000],
     ]);

@@ -7,7 +7,7 @@
 // interrupt as the modelled kernel sleeps. Works across several machines at
 // once (the two-worker comparison).
 import type { IrqChip } from '../../core/bus.js';
-import { SplitVirtqueue } from '../../core/virtqueue/split.js';
+import { toVvq, type VringVirtqueue } from '../../core/virtqueue/vring.js';
 import type { Sg } from '../../core/virtio-types.js';
 import type { BenchQueue } from './bench-driver.js';
 
@@ -36,13 +36,12 @@ const WAIT_SLICE_MS = 20;
 
 class PipeState {
   readonly free: number[];
-  readonly split: SplitVirtqueue<number>;
+  readonly vring: VringVirtqueue;
   /** Free slots that make a refill worth it. */
   readonly batch: number;
   inFlight = 0;
   constructor(readonly p: Pipe) {
-    if (!(p.q.vq instanceof SplitVirtqueue)) throw new Error(`${p.q.vq.name}: not a split virtqueue`);
-    this.split = p.q.vq;
+    this.vring = toVvq(p.q.vq);
     this.free = Array.from({ length: p.depth }, (_, i) => p.depth - 1 - i);
     this.batch = Math.max(1, Math.floor(p.depth / REFILL_FRACTION));
     // Interrupts only when the loop asks for one.
@@ -84,7 +83,7 @@ class PipeState {
 
   /** The used index the driver has consumed up to (for virtqueue_poll). */
   lastSeen(): number {
-    return this.split.lastUsedIdx;
+    return this.vring.lastUsedIdx;
   }
 
   harvest(): number {

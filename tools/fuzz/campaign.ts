@@ -8,6 +8,7 @@ import type { FuzzPropertyName } from './property-names.js';
 import { deviceTypes } from '../../emulator/devices/catalog.js';
 import { ccwDevices, ccwProperty } from './ccw-programs.js';
 import { mmioRegisterProperty, registerBoardDevices } from './mmio-registers.js';
+import { packedRingProperty } from './packed-rings.js';
 import { ringProperty } from './rings.js';
 import { statusDevices, statusFeatureProperty } from './status-features.js';
 import { WorkerRegisterFuzz } from './worker-registers.js';
@@ -42,6 +43,12 @@ export const FUZZ_TARGETS: FuzzTarget[] = [
     description: 'descriptor tables, indirect tables, avail rings and indices; writes checked against what was handed over',
     batch: 25,
     open: async () => ({ property: asRaw(ringProperty()) }),
+  },
+  {
+    name: 'packed-rings',
+    description: 'packed descriptor rings: chains, raw descriptors with any AVAIL/USED bits and ids, indirect tables, event suppression areas; writes and buffer ids checked',
+    batch: 25,
+    open: async () => ({ property: asRaw(packedRingProperty()) }),
   },
   {
     name: 'status-features',

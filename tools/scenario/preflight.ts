@@ -3,7 +3,7 @@
 // to build its board. The check builds each model once with the device's own
 // option parser and releases any host resource it opened (an image file, an
 // output file) at once; opening them is what the run would do first anyway.
-import { modelOptions } from '../../emulator/board.js';
+import { modelOptions, withheldFeatures } from '../../emulator/board.js';
 import { BlkDevice } from '../../emulator/devices/blk/device.js';
 import { FileMedium } from '../../emulator/devices/blk/medium.js';
 import { ConsoleDevice } from '../../emulator/devices/console/device.js';
@@ -21,6 +21,7 @@ export interface DeviceCheck {
 export function preflightDevice(spec: DeviceSpec): DeviceCheck {
   const type = spec.type;
   try {
+    withheldFeatures(spec);
     const model = createDeviceModel(type, modelOptions(spec), { retained: new Map() });
     let capacity: number | null = null;
     if (model instanceof BlkDevice) {

@@ -65,7 +65,7 @@ import {
   type VirtioDeviceId,
 } from '../../core/virtio.js';
 import type { VirtioConfigOps } from '../../core/virtio-types.js';
-import { type SplitVirtqueue, vringCreateVirtqueue, vringNotificationData, vringTransportFeatures } from '../../core/virtqueue/split.js';
+import { vringCreateVirtqueue, vringNotificationData, vringTransportFeatures, type VringVirtqueue } from '../../core/virtqueue/vring.js';
 import type { Virtqueue, VirtqueueInfo, VqCallback } from '../../core/virtio-types.js';
 import type { CcwDevice, Irb } from './cio.js';
 import { ccwIoHelper, type CcwIoState } from './io.js';
@@ -82,7 +82,7 @@ export const DMA_AREA = { indicators: 0, indicators2: 8, configBlock: 16, status
 
 /** struct virtio_ccw_vq_info */
 export interface VirtioCcwVqInfo {
-  vq: SplitVirtqueue;
+  vq: VringVirtqueue;
   num: number;
   /** Guest-physical address of the info block (union of the legacy and current layouts). */
   infoBlock: number;
@@ -258,7 +258,7 @@ function virtioCcwReadVqConf(vcdev: VirtioCcwDevice, index: number): number {
 }
 
 /** Fill a vq info block: the legacy layout at revision 0, the split one above. */
-function fillInfoBlock(vcdev: VirtioCcwDevice, info: number, index: number, vq: SplitVirtqueue | null, num: number): number {
+function fillInfoBlock(vcdev: VirtioCcwDevice, info: number, index: number, vq: VringVirtqueue | null, num: number): number {
   const d = vcdev.view(info, VQ_INFO_BLOCK.SIZE);
   if (vcdev.revision === 0) {
     vcdev.setU64(info + VQ_INFO_BLOCK_LEGACY.queue, vq ? vq.getDescAddr() : 0);
@@ -288,7 +288,7 @@ function setVq(vcdev: VirtioCcwDevice, info: number, count: number, index: numbe
   }
 }
 
-function virtioCcwSetupVq(vdev: VirtioDevice, i: number, callback: VqCallback | null, name: string, ctx: boolean): SplitVirtqueue | number {
+function virtioCcwSetupVq(vdev: VirtioDevice, i: number, callback: VqCallback | null, name: string, ctx: boolean): VringVirtqueue | number {
   const vcdev = toVcDevice(vdev);
   const notify = __virtioTestBit(vdev, VIRTIO_F_NOTIFICATION_DATA) ? virtioCcwKvmNotifyWithData : virtioCcwKvmNotify;
 
@@ -298,7 +298,7 @@ function virtioCcwSetupVq(vdev: VirtioDevice, i: number, callback: VqCallback | 
     devWarn(vcdev.cdev, 'no info block');
     return -ENOMEM;
   }
-  let vq: SplitVirtqueue | null = null;
+  let vq: VringVirtqueue | null = null;
   try {
     const num = virtioCcwReadVqConf(vcdev, i);
     if (num < 0) {
@@ -675,7 +675,7 @@ function virtioCcwCheckActivity(vcdev: VirtioCcwDevice, activity: number): void 
   kernel.warnOn(true, vcdev, '1', 'virtio_ccw_check_activity');
 }
 
-function virtioCcwVqByInd(vcdev: VirtioCcwDevice, index: number): SplitVirtqueue | null {
+function virtioCcwVqByInd(vcdev: VirtioCcwDevice, index: number): VringVirtqueue | null {
   return vcdev.virtqueues.find((i) => i.vq.index === index)?.vq ?? null;
 }
 

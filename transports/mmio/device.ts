@@ -19,7 +19,7 @@ import {
   type VirtioDeviceId,
 } from '../../core/virtio.js';
 import type { VirtioConfigOps } from '../../core/virtio-types.js';
-import { SplitVirtqueue, vringCreateVirtqueue, vringNotificationData, vringTransportFeatures } from '../../core/virtqueue/split.js';
+import { toVvq, vringCreateVirtqueue, vringNotificationData, vringTransportFeatures, type VringVirtqueue } from '../../core/virtqueue/vring.js';
 import type { Virtqueue, VirtqueueInfo, VqCallback } from '../../core/virtio-types.js';
 
 /** The alignment between consumer and producer parts of the vring (hardcoded to the page size). */
@@ -280,7 +280,7 @@ function vmDeactivateQueue(vmDev: VirtioMmioDevice, where: string): void {
   }
 }
 
-function vmDelVq(vq: SplitVirtqueue): void {
+function vmDelVq(vq: VringVirtqueue): void {
   const vmDev = toVirtioMmioDevice(vq.vdev);
   const index = vq.index;
 
@@ -294,7 +294,7 @@ function vmDelVq(vq: SplitVirtqueue): void {
 function vmDelVqs(vdev: VirtioDevice): void {
   const vmDev = toVirtioMmioDevice(vdev);
 
-  for (const vq of [...vdev.vqs]) vmDelVq(asSplit(vq));
+  for (const vq of [...vdev.vqs]) vmDelVq(toVvq(vq));
 
   freeIrq(vmDev);
 }
@@ -309,7 +309,7 @@ function vmSynchronizeCbs(vdev: VirtioDevice): void {
  * vm_active_vq: program the selected queue's size and ring addresses and
  * make it live. Shared by vm_setup_vq and vm_reset_vqs; allocates nothing.
  */
-function vmActiveVq(vmDev: VirtioMmioDevice, vq: SplitVirtqueue): number {
+function vmActiveVq(vmDev: VirtioMmioDevice, vq: VringVirtqueue): number {
   vmDev.writel(vq.getVringSize(), REG.QueueNum);
   if (vmDev.version === 1) {
     const qPfn = Math.floor(vq.getDescAddr() / PAGE_SIZE);
@@ -342,7 +342,7 @@ function vmActiveVq(vmDev: VirtioMmioDevice, vq: SplitVirtqueue): number {
   return 0;
 }
 
-function vmSetupVq(vdev: VirtioDevice, index: number, callback: VqCallback | null, name: string, ctx: boolean): SplitVirtqueue | number {
+function vmSetupVq(vdev: VirtioDevice, index: number, callback: VqCallback | null, name: string, ctx: boolean): VringVirtqueue | number {
   const vmDev = toVirtioMmioDevice(vdev);
   const notify = virtioHasFeature(vdev, VIRTIO_F_NOTIFICATION_DATA) ? vmNotifyWithData : vmNotify;
 
@@ -428,11 +428,11 @@ function vmBusName(vdev: VirtioDevice): string {
  */
 function vmResetVqs(vdev: VirtioDevice): number {
   const vmDev = toVirtioMmioDevice(vdev);
-  const done: SplitVirtqueue[] = [];
+  const done: VringVirtqueue[] = [];
   let err = 0;
 
   for (const v of vdev.vqs) {
-    const vq = asSplit(v);
+    const vq = toVvq(v);
     const num = vq.getVringSize();
 
     // Select the queue we're interested in
@@ -524,11 +524,6 @@ function freeIrq(vmDev: VirtioMmioDevice): void {
     return;
   }
   vmDev.io.irq.free(vmDev.irq, handler);
-}
-
-function asSplit(vq: Virtqueue): SplitVirtqueue {
-  if (!(vq instanceof SplitVirtqueue)) throw new KernelBug('to_vvq', `${vq.name} is not a split virtqueue`);
-  return vq;
 }
 
 function lo32n(addr: number): number {

@@ -1,0 +1,115 @@
+// What the device core and the transports ask of a device-side virtqueue,
+// whichever ring layout it uses: the split ring (split-queue.ts, spec 2.7)
+// or the packed ring (packed-queue.ts, spec 2.8). Transports program the
+// layout registers; the device core enables, pops, pushes and decides on
+// notifications; a snapshot saves and loads the device's own indices.
+import type { GuestRam } from './guest-ram.js';
+import type { DescriptorChain, EpochSource } from './chain.js';
+
+export type RingKind = 'split' | 'packed';
+
+/** Ring features in effect for a queue, fixed when it is enabled. */
+export interface RingFeatures {
+  indirect: boolean;
+  eventIdx: boolean;
+}
+
+/** The registers a driver programs, as they were written (validated only at enable). */
+export interface QueueRegisters {
+  num: number;
+  descLo: number;
+  descHi: number;
+  driverLo: number;
+  driverHi: number;
+  deviceLo: number;
+  deviceHi: number;
+}
+
+/** The device's private ring state, as a snapshot carries it (see DeviceQueue.saveState). */
+export interface QueueState {
+  kind: RingKind;
+  regs: QueueRegisters;
+  ready: boolean;
+  parked: boolean;
+  /** Kind-specific indices of a ready queue (absent when it is not ready). */
+  ring?: Record<string, number | boolean>;
+}
+
+export interface DeviceQueue extends EpochSource {
+  readonly kind: RingKind;
+  readonly index: number;
+  /** QueueNumMax. */
+  readonly maxSize: number;
+  /** QueueNum as written; validated only when the queue is enabled. */
+  num: number;
+  readonly descLo: number;
+  readonly descHi: number;
+  readonly driverLo: number;
+  readonly driverHi: number;
+  readonly deviceLo: number;
+  readonly deviceHi: number;
+  readonly ready: boolean;
+  /** A malformed ring was seen: no processing until the queue or device is reset. */
+  parked: boolean;
+  /** Bumped by every stop/reset: chains and deferred work from older epochs are dead. */
+  epoch: number;
+  /** Size in effect while ready. */
+  readonly size: number;
+  /** Chains popped and not yet used. */
+  readonly pendingChains: number;
+
+  setDesc(lo: number, hi: number): void;
+  setDriver(lo: number, hi: number): void;
+  setDevice(lo: number, hi: number): void;
+  /** For transports that compute addresses (legacy QueuePFN, ccw SET_VQ). */
+  setLayout(num: number, desc: number, driver: number, device: number): void;
+  /** Why the programmed layout cannot be enabled, or null if it can. */
+  check(ram: GuestRam): string | null;
+  /** Enable with the programmed layout; returns the refusal reason or null. Indices start at the ring's beginning. */
+  enable(ram: GuestRam, features: RingFeatures): string | null;
+  /** QueueReady=0 / QueuePFN=0: stop using the ring; the layout registers are kept. */
+  stop(): void;
+  /** Device reset or queue reset (RING_RESET): everything back to defaults. */
+  reset(): void;
+  /** The next available chain, or null. Throws RingError on a malformed ring. */
+  pop(ram: GuestRam): DescriptorChain | null;
+  /** The same into the queue's reusable record, for a chain served and pushed before the next pop. */
+  popRecord(ram: GuestRam): DescriptorChain | null;
+  /** Put a popped chain on the used ring. False (nothing written) if it is stale or not in flight. */
+  pushUsed(ram: GuestRam, chain: DescriptorChain, len: number): boolean;
+  /** Whether the used buffers pushed since the last decision need a notification; consumes the pending state. */
+  takeNotification(ram: GuestRam): boolean;
+
+  /** The device's state for a snapshot; only taken with no chain in flight. */
+  saveState(): QueueState;
+  /** Why `state` cannot be loaded into this (reset) queue over `ram`, or null. Changes nothing. */
+  checkState(ram: GuestRam, state: QueueState, features: RingFeatures): string | null;
+  /** Load a state checkState accepted. */
+  loadState(ram: GuestRam, state: QueueState, features: RingFeatures): void;
+}
+
+export function copyRegisters(from: QueueRegisters, to: DeviceQueue): void {
+  to.num = from.num;
+  to.setDesc(from.descLo, from.descHi);
+  to.setDriver(from.driverLo, from.driverHi);
+  to.setDevice(from.deviceLo, from.deviceHi);
+}
+
+export function registersOf(q: QueueRegisters): QueueRegisters {
+  return { num: q.num, descLo: q.descLo, descHi: q.descHi, driverLo: q.driverLo, driverHi: q.driverHi, deviceLo: q.deviceLo, deviceHi: q.deviceHi };
+}
+
+/** A u32 register value as a snapshot may hold it. */
+export function isU32(v: unknown): v is number {
+  return typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= 0xffff_ffff;
+}
+
+/** Why a snapshot's register set is malformed, or null. */
+export function checkRegisters(regs: unknown): string | null {
+  if (typeof regs !== 'object' || regs === null) return 'registers missing';
+  const r = regs as Record<string, unknown>;
+  for (const k of ['num', 'descLo', 'descHi', 'driverLo', 'driverHi', 'deviceLo', 'deviceHi']) {
+    if (!isU32(r[k])) return `register ${k} is not a u32 (${String(r[k])})`;
+  }
+  return null;
+}
