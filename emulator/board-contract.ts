@@ -32,12 +32,25 @@ export interface IrqLines {
   lower(line: number): void;
 }
 
+/**
+ * What the platform does to devices across a system sleep (VIRTIO-NOTES
+ * §3.3 item 6): retain their state, reset them, replace them by new
+ * instances (fresh), or save their state at power-off and load it into new
+ * instances at power-on (snapshot, through the snapshot document).
+ */
+export const POWER_MODELS = ['retain', 'reset', 'fresh', 'snapshot'] as const;
+export type PowerModel = (typeof POWER_MODELS)[number];
+
 /** Control-plane requests (msgpackr records; never per register access). */
 export type ControlRequest =
   | { op: 'ping' }
   | { op: 'stats' }
   /** Platform power event for devices across system sleep. */
-  | { op: 'power'; model: 'retain' | 'reset' | 'fresh' }
+  | { op: 'power'; model: PowerModel }
+  /** The devices' state as a snapshot document (a Uint8Array; emulator/snapshot/format.ts), taken at a quiescent point. */
+  | { op: 'snapshot' }
+  /** Load a snapshot document into this machine's devices (check: only validate it); a refusal changes nothing. */
+  | { op: 'restore'; doc: Uint8Array; check?: boolean }
   /** Device-side event injection (config change, needs-reset, ...). */
   | { op: 'inject'; slot: number; event: string; args?: Record<string, DeviceOptionValue> }
   /** Test hook: make the worker misbehave (crash, hang) to test fault handling. */

@@ -10,16 +10,30 @@
 import type { AccessWidth } from '../core/bus.js';
 import { VIRTIO_F_RING_PACKED, bit } from '../core/uapi/features.js';
 import { MMIO_WINDOW_SIZE } from '../core/uapi/mmio.js';
-import type { Board, BoardConfig, ControlRequest, ControlResponse, DeviceSpec, IrqLines, TransportKind } from './board-contract.js';
+import { POWER_MODELS, type Board, type BoardConfig, type ControlRequest, type ControlResponse, type DeviceSpec, type IrqLines, type PowerModel, type TransportKind } from './board-contract.js';
 import { createChannelSubsystem } from './ccw/css.js';
 import type { DeviceHost } from './devices/device.js';
-import { createDeviceModel } from './devices/catalog.js';
+import { createDeviceModel, deviceTypes } from './devices/catalog.js';
+import { SnapshotError } from './snapshot/fields.js';
+import {
+  SNAPSHOT_FORMAT,
+  SNAPSHOT_VERSION,
+  decodeSnapshot,
+  encodeSnapshot,
+  layoutMismatch,
+  layoutOf,
+  type SlotSnapshot,
+  type SnapshotOptions,
+} from './snapshot/format.js';
 import { createMmioBank } from './mmio/bank.js';
 import type { Region, RegionDevice, RegionEnv, RegionFactory, RegionSlotState } from './region.js';
 import type { DeviceCore } from './virtio/device-core.js';
 import { Scheduler, type Clock } from './virtio/scheduler.js';
 import { newCounters, type DeviceCounters } from './virtio/signals.js';
 import { GuestRam, type AddressRange } from './vring/guest-ram.js';
+
+/** Passes over the queued device work a snapshot runs at most to reach a quiescent point. */
+const QUIESCE_MAX_PASSES = 1_000_000;
 
 export interface BoardOptions {
   /** Clock for device timers, in ms (default performance.now); tests pass a fake one. */
@@ -214,6 +228,13 @@ class VirtioBoard implements Board {
           return { ok: true, value: this.stats() };
         case 'power':
           return this.power(req.model);
+        case 'snapshot':
+          return this.snapshotting('snapshot', () => ({ ok: true, value: this.snapshot({ media: true }) }));
+        case 'restore':
+          return this.snapshotting('restore', () => {
+            this.restore(req.doc, req.check === true, { media: true });
+            return { ok: true };
+          });
         case 'inject':
           return this.inject(req.slot, req.event, req.args ?? {});
         case 'fault':
@@ -281,13 +302,108 @@ class VirtioBoard implements Board {
    * restart); their counters start from zero, and host resources kept in the
    * slot's DeviceHost.retained (disk media, console backends) carry over.
    */
-  private power(model: 'retain' | 'reset' | 'fresh'): ControlResponse {
+  private power(model: PowerModel): ControlResponse {
     // Control records come from outside the type system (msgpackr): check.
-    if (model !== 'retain' && model !== 'reset' && model !== 'fresh') return { ok: false, error: `unknown power model '${String(model)}'` };
+    if (!(POWER_MODELS as readonly unknown[]).includes(model)) return { ok: false, error: `unknown power model '${String(model).slice(0, 40)}'` };
     if (model === 'retain') return { ok: true };
+    if (model === 'snapshot') {
+      // Saved at power-off, loaded into new instances at power-on, through
+      // the document's bytes. RAM disks keep their medium (a host resource
+      // the board holds across the cycle), so their contents stay out.
+      return this.snapshotting('power snapshot', () => {
+        this.restore(this.snapshot({ media: false }), false, { media: false });
+        return { ok: true };
+      });
+    }
     for (const region of this.regions) region.reset();
     if (model === 'fresh') this.build();
     return { ok: true };
+  }
+
+  // ---- snapshot and restore (emulator/snapshot/format.ts) ----
+
+  /** Run fn; a SnapshotError is a refusal with its one-line reason, anything else an internal error too. */
+  private snapshotting(what: string, fn: () => ControlResponse): ControlResponse {
+    try {
+      return fn();
+    } catch (e) {
+      if (!(e instanceof SnapshotError)) this.internalError(e);
+      return { ok: false, error: `${what} refused: ${e instanceof Error ? e.message : String(e)}` };
+    }
+  }
+
+  /** The region serving the device in slot (every slot of the layout has one). */
+  private regionOf(slot: number): Region | undefined {
+    return this.regions.find((r) => r.core(slot));
+  }
+
+  /** The snapshot operations for the device in slot, or a refusal naming its transport. */
+  private snapshotsOf(slot: number, spec: DeviceSpec): NonNullable<Region['snapshots']> {
+    const s = this.regionOf(slot)?.snapshots;
+    if (!s) throw new SnapshotError(`slot ${slot}: ${spec.transport} devices are not covered by snapshot format ${SNAPSHOT_VERSION} (it has no subchannel state)`);
+    return s;
+  }
+
+  /**
+   * Run the queued device work to its end (never yielding: the driver
+   * waits for this answer and adds nothing meanwhile), so every chain a
+   * device popped is used and every kick acted on: the quiescent point a
+   * snapshot is taken at.
+   */
+  private quiesce(): void {
+    const s = this.scheduler;
+    const hook = s.yieldHook;
+    s.yieldHook = null;
+    try {
+      for (let pass = 0; s.pendingWork() > 0; pass++) {
+        if (pass >= QUIESCE_MAX_PASSES) throw new SnapshotError(`device work did not settle after ${QUIESCE_MAX_PASSES} passes`);
+        s.runWork(s.pendingWork());
+      }
+    } finally {
+      s.yieldHook = hook;
+    }
+  }
+
+  private snapshot(opts: SnapshotOptions): Uint8Array {
+    const specs = this.config.devices.map((spec, slot) => ({ spec, slot })).filter((d): d is { spec: DeviceSpec; slot: number } => d.spec !== null);
+    const ops = specs.map(({ spec, slot }) => this.snapshotsOf(slot, spec));
+    this.quiesce();
+    const devices: SlotSnapshot[] = specs.map(({ spec, slot }, i) => {
+      try {
+        return { slot, ...ops[i]!.save(slot, opts) };
+      } catch (e) {
+        if (e instanceof SnapshotError) throw new SnapshotError(`slot ${slot} (${spec.type}): ${e.message}`);
+        throw e;
+      }
+    });
+    return encodeSnapshot({ format: SNAPSHOT_FORMAT, version: SNAPSHOT_VERSION, machine: layoutOf(this.config), devices });
+  }
+
+  /**
+   * Check a document completely against this board (its size, msgpack,
+   * format, version, layout, then every device's registers, queues and
+   * model state), and only then, unless check is set, replace every device
+   * by a new instance (host resources such as disk media carry over, as for
+   * power 'fresh') loaded with the document's state. A refusal throws
+   * SnapshotError with nothing changed. After the load every running
+   * device serves its ready queues once, as a kick would.
+   */
+  private restore(bytes: unknown, check: boolean, opts: SnapshotOptions): void {
+    const doc = decodeSnapshot(bytes);
+    const why = layoutMismatch(doc.machine, layoutOf(this.config), deviceTypes());
+    if (why) throw new SnapshotError(why);
+    const want = doc.machine.devices;
+    if (doc.devices.length !== want.length) throw new SnapshotError(`devices: ${doc.devices.length} entries for the ${want.length} devices of the layout`);
+    const checked = doc.devices.map((d, i) => {
+      const spec = this.config.devices[want[i]!.slot]!;
+      if (d.slot !== want[i]!.slot) throw new SnapshotError(`devices[${i}].slot: ${d.slot}, expected ${want[i]!.slot} (the layout's devices, in order)`);
+      return { slot: d.slot, state: this.snapshotsOf(d.slot, spec).check(d.slot, d, `devices[${i}]`, opts) };
+    });
+    if (check) return;
+    for (const region of this.regions) region.reset();
+    this.build();
+    for (const { slot, state } of checked) this.snapshotsOf(slot, this.config.devices[slot]!).load(slot, state, opts);
+    for (const { slot } of checked) this.core(slot)?.resume();
   }
 
   private stats(): BoardStats {

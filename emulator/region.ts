@@ -9,6 +9,7 @@ import type { DeviceCore } from './virtio/device-core.js';
 import type { Scheduler } from './virtio/scheduler.js';
 import type { DeviceCounters } from './virtio/signals.js';
 import type { GuestRam } from './vring/guest-ram.js';
+import type { SnapshotOptions } from './snapshot/format.js';
 
 /** Everything a region needs to host device cores on a board. */
 export interface RegionEnv {
@@ -37,6 +38,22 @@ export interface RegionSlotState {
   irqRaised: number;
 }
 
+/** A slot's entry in a snapshot, as a region saves it; checked by the region before it is loaded. */
+export interface SlotState {
+  registers: unknown;
+  device: unknown;
+}
+
+/** What a region does for snapshots of its devices (a region without it has none: the board refuses). */
+export interface RegionSnapshots {
+  /** The state of the device in `slot` (the board has made it quiescent); throws SnapshotError. */
+  save(slot: number, opts: SnapshotOptions): SlotState;
+  /** Check a slot's saved state against the device in `slot` (throws SnapshotError at `path`); changes nothing. */
+  check(slot: number, state: SlotState, path: string, opts: SnapshotOptions): SlotState;
+  /** Load a state check() returned into the device in `slot`, a fresh instance. */
+  load(slot: number, state: SlotState, opts: SnapshotOptions): void;
+}
+
 export interface Region {
   readonly base: number;
   readonly size: number;
@@ -52,6 +69,7 @@ export interface Region {
   /** The device core serving a board slot, for inject/fault/stats. */
   core(slot: number): DeviceCore | undefined;
   state(slot: number): RegionSlotState | undefined;
+  readonly snapshots?: RegionSnapshots;
 }
 
 export type RegionFactory = (env: RegionEnv, devices: RegionDevice[]) => Region;

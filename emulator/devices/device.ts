@@ -14,6 +14,7 @@ import {
 } from '../../core/uapi/features.js';
 import type { DeviceOptionValue } from '../board-contract.js';
 import type { Chain } from '../vring/chain.js';
+import type { SnapshotOptions } from '../snapshot/format.js';
 
 export type { Chain };
 
@@ -100,6 +101,16 @@ export interface DeviceModel {
   queueReset?(queue: number): void;
   /** Model-specific injected event (board control 'inject'); false if unknown. */
   inject?(ctx: DeviceContext, event: string, args: Readonly<Record<string, DeviceOptionValue>>): boolean;
+  /**
+   * Snapshot (emulator/snapshot/format.ts): the model's own state, as plain
+   * maps, numbers, strings, booleans and bytes. Absent: the model holds
+   * nothing beyond what the device core saves (rng).
+   */
+  saveState?(opts: SnapshotOptions): unknown;
+  /** Check a snapshot's model state for this instance; throws SnapshotError at `path`, changes nothing. */
+  checkState?(state: unknown, path: string, opts: SnapshotOptions): void;
+  /** Load a state checkState accepted (into a fresh instance). */
+  loadState?(state: unknown, opts: SnapshotOptions): void;
 }
 
 export type DeviceOptions = Readonly<Record<string, DeviceOptionValue>>;

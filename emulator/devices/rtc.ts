@@ -42,6 +42,7 @@ import {
   VIRTIO_RTC_SMEAR_UNSPECIFIED,
 } from '../../core/uapi/rtc.js';
 import type { DeviceOptionValue } from '../board-contract.js';
+import { fail, record, shown, str } from '../snapshot/fields.js';
 import { RING_FEATURES, serveQueue, type Chain, type DeviceContext, type DeviceModel, type DeviceOptions } from './device.js';
 
 export const RTC_DEFAULT_QUEUE_SIZE = 64;
@@ -81,10 +82,29 @@ export class RtcDevice implements DeviceModel {
   private readonly resp = new Uint8Array(MAX_MSG);
   private readonly respView = new DataView(this.resp.buffer);
 
+  /** Added to the reference clock's readings (the offset option, or what a snapshot carried). */
+  offsetNs: bigint;
+
   constructor(opts: RtcOptions) {
     this.queueNumMax = [opts.queueSize];
+    this.offsetNs = opts.offsetNs;
     const now = opts.now ?? hostUtcNs;
-    this.clocks = [{ type: VIRTIO_RTC_CLOCK_UTC, read: () => now() + opts.offsetNs }];
+    this.clocks = [{ type: VIRTIO_RTC_CLOCK_UTC, read: () => now() + this.offsetNs }];
+  }
+
+  // ---- snapshot: the clock's offset from the host's UTC, as a decimal string of ns ----
+
+  saveState(): unknown {
+    return { offsetNs: this.offsetNs.toString() };
+  }
+
+  checkState(state: unknown, path: string): void {
+    const v = str(record(state, path, ['offsetNs'])['offsetNs'], `${path}.offsetNs`, 20);
+    if (!/^-?\d{1,19}$/.test(v) || BigInt(v) < -(1n << 63n) || BigInt(v) >= 1n << 63n) fail(`${path}.offsetNs`, `${shown(v)} is not a signed 64-bit count of ns`);
+  }
+
+  loadState(state: unknown): void {
+    this.offsetNs = BigInt((state as { offsetNs: string }).offsetNs);
   }
 
   handleQueue(ctx: DeviceContext, queue: number): void {

@@ -3,10 +3,12 @@
 // virtio-mmio device (v2 or legacy) is plugged, an empty slot elsewhere.
 import type { AccessWidth } from '../../core/bus.js';
 import { MMIO_WINDOW_SIZE } from '../../core/uapi/mmio.js';
-import type { Region, RegionDevice, RegionEnv, RegionSlotState } from '../region.js';
+import type { Region, RegionDevice, RegionEnv, RegionSlotState, RegionSnapshots } from '../region.js';
 import type { DeviceCore } from '../virtio/device-core.js';
 import { EmptySlot } from './empty-slot.js';
-import { MmioRegisterFile } from './register-file.js';
+import { MmioRegisterFile, type MmioRegisterState } from './register-file.js';
+import type { CoreState } from '../virtio/device-core.js';
+import { SnapshotError } from '../snapshot/fields.js';
 import type { MmioWindow } from './window.js';
 
 /** Largest config space a virtio-mmio window can show (0x100..0x1ff). */
@@ -15,6 +17,14 @@ const MMIO_CONFIG_MAX = MMIO_WINDOW_SIZE - 0x100;
 export class MmioBank implements Region {
   readonly base: number;
   readonly size: number;
+  readonly snapshots: RegionSnapshots = {
+    save: (slot, opts) => {
+      const f = this.file(slot);
+      return { registers: f.saveState(), device: f.core.saveState(opts) };
+    },
+    check: (slot, state, path, opts) => this.file(slot).checkState(state.registers, state.device, `${path}.registers`, `${path}.device`, opts),
+    load: (slot, state, opts) => this.file(slot).loadState(state.registers as MmioRegisterState, state.device as CoreState, opts),
+  };
   private readonly windows: MmioWindow[] = [];
   private readonly files: (MmioRegisterFile | null)[] = [];
 
@@ -73,6 +83,12 @@ export class MmioBank implements Region {
 
   reset(): void {
     for (const f of this.files) f?.reset();
+  }
+
+  private file(slot: number): MmioRegisterFile {
+    const f = this.files[slot];
+    if (!f) throw new SnapshotError(`slot ${slot}: no virtio-mmio device`);
+    return f;
   }
 
   core(slot: number): DeviceCore | undefined {

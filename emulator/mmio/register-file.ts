@@ -10,7 +10,10 @@ import { MAGIC_VALUE, REG, VIRTIO_MMIO_INT_CONFIG, VIRTIO_MMIO_INT_VRING } from 
 import { alignUp, availRingSize, descTableSize, isPowerOf2 } from '../../core/uapi/ring.js';
 import type { ConfigWidth, DeviceModel } from '../devices/device.js';
 import type { IrqLines } from '../board-contract.js';
-import { ALL_FEATURES, DeviceCore, LEGACY_FEATURES } from '../virtio/device-core.js';
+import { ALL_FEATURES, DeviceCore, LEGACY_FEATURES, type CoreState } from '../virtio/device-core.js';
+import type { SnapshotOptions } from '../snapshot/format.js';
+import { count, fail, list, record, shown, u32 } from '../snapshot/fields.js';
+import { addr64 } from '../vring/guest-ram.js';
 import type { Scheduler } from '../virtio/scheduler.js';
 import type { DeviceCounters, DriverNotifier } from '../virtio/signals.js';
 import type { GuestRam } from '../vring/guest-ram.js';
@@ -34,6 +37,28 @@ export interface MmioRegisterFileOptions {
   withheld?: bigint;
   weight?: number;
 }
+
+/** The contiguous legacy ring at pfn * GuestPageSize: desc, avail right after it, used at the next QueueAlign boundary. */
+function legacyLayout(pfn: number, pageSize: number, num: number, align: number): { desc: number; avail: number; used: number } {
+  const desc = pfn * pageSize;
+  const avail = desc + descTableSize(num);
+  return { desc, avail, used: alignUp(avail + availRingSize(num), align) };
+}
+
+/** The register file's part of a snapshot (see emulator/snapshot/format.ts). */
+export interface MmioRegisterState {
+  version: MmioVersion;
+  interruptStatus: number;
+  irqRaised: number;
+  deviceFeaturesSel: number;
+  driverFeaturesSel: number;
+  queueSel: number;
+  guestPageSize: number;
+  queueAlign: number[];
+  queuePfn: number[];
+}
+
+const REGISTER_STATE_KEYS = ['version', 'interruptStatus', 'irqRaised', 'deviceFeaturesSel', 'driverFeaturesSel', 'queueSel', 'guestPageSize', 'queueAlign', 'queuePfn'];
 
 export class MmioRegisterFile implements MmioWindow, DriverNotifier {
   readonly core: DeviceCore;
@@ -279,11 +304,8 @@ export class MmioRegisterFile implements MmioWindow, DriverNotifier {
     }
     if (queue.ready) return this.error(`QueuePFN written while queue ${q} is in use; ignored`);
     if (this.guestPageSize === 0) return this.error('QueuePFN before GuestPageSize; queue not enabled');
-    const num = queue.num;
-    const desc = pfn * this.guestPageSize;
-    const avail = desc + descTableSize(num);
-    const used = alignUp(avail + availRingSize(num), this.queueAlign[q]!);
-    queue.setLayout(num, desc, avail, used);
+    const l = legacyLayout(pfn, this.guestPageSize, queue.num, this.queueAlign[q]!);
+    queue.setLayout(queue.num, l.desc, l.avail, l.used);
     if (this.core.enableQueue(q) === null) this.queuePfn[q] = pfn;
   }
 
@@ -292,6 +314,78 @@ export class MmioRegisterFile implements MmioWindow, DriverNotifier {
     if (v & ~INT_BITS) this.error(`InterruptACK 0x${v.toString(16)} has undefined bits; they are ignored`);
     this.interruptStatus &= ~(v & INT_BITS);
     if (this.interruptStatus === 0) this.opts.irq.lower(this.opts.line);
+  }
+
+  // ---- snapshot ----
+
+  saveState(): MmioRegisterState {
+    return {
+      version: this.version,
+      interruptStatus: this.interruptStatus,
+      irqRaised: this.irqRaised,
+      deviceFeaturesSel: this.deviceFeaturesSel,
+      driverFeaturesSel: this.driverFeaturesSel,
+      queueSel: this.queueSel,
+      guestPageSize: this.guestPageSize,
+      queueAlign: [...this.queueAlign],
+      queuePfn: [...this.queuePfn],
+    };
+  }
+
+  /**
+   * Check a snapshot's register file against this window (throws
+   * SnapshotError at `path`); changes nothing. The device state is checked
+   * first, since the legacy queue registers must agree with its queues:
+   * QueuePFN is non-zero exactly for a ready queue and names its layout.
+   */
+  checkState(raw: unknown, devRaw: unknown, path: string, devPath: string, opts: SnapshotOptions): { registers: MmioRegisterState; device: CoreState } {
+    const device = this.core.checkState(devRaw, devPath, opts);
+    const r = record(raw, path, REGISTER_STATE_KEYS);
+    if (r['version'] !== this.version) fail(`${path}.version`, `the snapshot's window is virtio-mmio version ${shown(r['version'])}, this one ${this.version}`);
+    const is = u32(r['interruptStatus'], `${path}.interruptStatus`);
+    if (is & ~INT_BITS) fail(`${path}.interruptStatus`, `0x${is.toString(16)} has undefined bits`);
+    count(r['irqRaised'], `${path}.irqRaised`);
+    for (const k of ['deviceFeaturesSel', 'driverFeaturesSel', 'queueSel']) u32(r[k], `${path}.${k}`);
+    const gps = u32(r['guestPageSize'], `${path}.guestPageSize`);
+    const n = this.core.numQueues;
+    const align = list(r['queueAlign'], `${path}.queueAlign`, n, u32, n);
+    const pfn = list(r['queuePfn'], `${path}.queuePfn`, n, u32, n);
+    if (this.version === 2) {
+      if (gps !== 0) fail(`${path}.guestPageSize`, 'a version 2 window has no GuestPageSize');
+      if (align.some((a) => a !== LEGACY_DEFAULT_QUEUE_ALIGN) || pfn.some((p) => p !== 0)) fail(`${path}.queuePfn`, 'a version 2 window has no QueueAlign or QueuePFN');
+      return { registers: r as unknown as MmioRegisterState, device };
+    }
+    if (gps !== 0 && !isPowerOf2(gps)) fail(`${path}.guestPageSize`, `${gps} is not a power of 2`);
+    align.forEach((a, q) => {
+      if (!isPowerOf2(a)) fail(`${path}.queueAlign[${q}]`, `${a} is not a power of 2`);
+    });
+    device.queues.forEach((qs, q) => {
+      const p = `${path}.queuePfn[${q}]`;
+      if (!qs.ready) {
+        if (pfn[q] !== 0) fail(p, `queue ${q} is not ready but QueuePFN is ${pfn[q]}`);
+        return;
+      }
+      if (pfn[q] === 0 || gps === 0) fail(p, `queue ${q} is ready without a QueuePFN and GuestPageSize`);
+      const l = legacyLayout(pfn[q]!, gps, qs.regs.num, align[q]!);
+      const got = { desc: addr64(qs.regs.descLo, qs.regs.descHi), avail: addr64(qs.regs.driverLo, qs.regs.driverHi), used: addr64(qs.regs.deviceLo, qs.regs.deviceHi) };
+      if (got.desc !== l.desc || got.avail !== l.avail || got.used !== l.used) fail(p, `queue ${q}'s ring is not the legacy layout of QueuePFN ${pfn[q]}`);
+    });
+    return { registers: r as unknown as MmioRegisterState, device };
+  }
+
+  /** Load a state checkState accepted into this window, fresh from the board; the line follows InterruptStatus. */
+  loadState(r: MmioRegisterState, device: CoreState, opts: SnapshotOptions): void {
+    this.core.loadState(device, opts);
+    this.interruptStatus = r.interruptStatus;
+    this.irqRaised = r.irqRaised;
+    this.deviceFeaturesSel = r.deviceFeaturesSel;
+    this.driverFeaturesSel = r.driverFeaturesSel;
+    this.queueSel = r.queueSel;
+    this.guestPageSize = r.guestPageSize;
+    r.queueAlign.forEach((a, q) => (this.queueAlign[q] = a));
+    r.queuePfn.forEach((p, q) => (this.queuePfn[q] = p));
+    if (this.interruptStatus !== 0) this.opts.irq.raise(this.opts.line);
+    else this.opts.irq.lower(this.opts.line);
   }
 
   // ---- device-specific configuration space (0x100+) ----

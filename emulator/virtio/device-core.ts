@@ -51,6 +51,9 @@ import { RingError } from '../vring/ring-error.js';
 import { createQueue, queueOfKind } from '../vring/ring-kind.js';
 import type { Scheduler } from './scheduler.js';
 import { newCounters, type DeviceCounters, type DriverNotifier } from './signals.js';
+import { SNAPSHOT_LIMITS, type SnapshotOptions } from '../snapshot/format.js';
+import { SnapshotError, bool, count, fail, featureWords, list, record, str, toFeatureWords, u32 } from '../snapshot/fields.js';
+import type { QueueState } from '../vring/queue.js';
 
 /** Chains a queue handler may pop per invocation before yielding (vhost's "weight", BI-29). */
 export const DEFAULT_QUEUE_WEIGHT = 256;
@@ -452,6 +455,119 @@ export class DeviceCore {
     this.needsReset(e.message);
   }
 
+  // ---- snapshot ----
+
+  /**
+   * This device's state for a snapshot. Taken only at a quiescent point (the
+   * board has run every queued work item first): a chain still held by the
+   * model, or a device timer, makes it throw SnapshotError.
+   */
+  saveState(opts: SnapshotOptions): CoreState {
+    for (const q of this.queues) {
+      if (q.pendingChains > 0) throw new SnapshotError(`queue ${q.index} has ${q.pendingChains} chain(s) in flight (held by the ${this.model.name} model)`);
+    }
+    if (this.timers.size > 0) throw new SnapshotError(`${this.timers.size} device timer(s) pending in the ${this.model.name} model`);
+    return {
+      status: this.status,
+      configGeneration: this.configGeneration,
+      driverFeatures: [this.driverLo, this.driverHi],
+      driverBeyond64: this.driverBeyond64,
+      negotiated: toFeatureWords(this.negotiated),
+      injected: { refuseFeaturesOk: this.refuseFeaturesOnce, fault: this.faultArmed },
+      queues: this.queues.map((q) => q.saveState()),
+      counters: { ...this.counters },
+      model: this.model.saveState ? this.model.saveState(opts) : null,
+    };
+  }
+
+  /**
+   * Check a snapshot's device state against this device (throws
+   * SnapshotError at `path`); changes nothing. Status may only hold bits
+   * the device sets; the features must be what this device could have
+   * negotiated (offered, VERSION_1 on a modern transport, frozen exactly
+   * when FEATURES_OK or DRIVER_OK is set); one queue record per queue,
+   * each checked by its ring kind.
+   */
+  checkState(raw: unknown, path: string, opts: SnapshotOptions): CoreState {
+    const s = record(raw, path, CORE_KEYS);
+    const status = u32(s['status'], `${path}.status`);
+    if (status & ~(DRIVER_STATUS_BITS | VIRTIO_CONFIG_S_NEEDS_RESET)) {
+      fail(`${path}.status`, `0x${status.toString(16)} has bits a device never shows (0x${(status & ~(DRIVER_STATUS_BITS | VIRTIO_CONFIG_S_NEEDS_RESET)).toString(16)})`);
+    }
+    if (this.opts.modern && status & VIRTIO_CONFIG_S_DRIVER_OK && !(status & VIRTIO_CONFIG_S_FEATURES_OK)) {
+      fail(`${path}.status`, `0x${status.toString(16)}: DRIVER_OK without FEATURES_OK on a modern transport`);
+    }
+    u32(s['configGeneration'], `${path}.configGeneration`);
+    const driver = featureWords(s['driverFeatures'], `${path}.driverFeatures`);
+    const beyond = bool(s['driverBeyond64'], `${path}.driverBeyond64`);
+    const negotiated = featureWords(s['negotiated'], `${path}.negotiated`);
+    const frozen = (status & (VIRTIO_CONFIG_S_FEATURES_OK | VIRTIO_CONFIG_S_DRIVER_OK)) !== 0;
+    const np = `${path}.negotiated`;
+    if (!frozen && negotiated !== 0n) fail(np, 'features negotiated without FEATURES_OK or DRIVER_OK');
+    if (status & VIRTIO_CONFIG_S_FEATURES_OK) {
+      if (negotiated !== driver) fail(np, `${featureHex(negotiated)} is not what the driver accepted (${featureHex(driver)})`);
+      if (beyond || negotiated & ~this.offered) fail(np, `${featureHex(negotiated)} holds features this device does not offer (offered ${featureHex(this.offered)})`);
+      if (this.opts.modern && !hasBit(negotiated, VIRTIO_F_VERSION_1)) fail(np, 'VERSION_1 not negotiated on a modern transport');
+      if (this.model.validateFeatures && !this.model.validateFeatures(negotiated)) fail(np, `${featureHex(negotiated)} is refused by the ${this.model.name} model`);
+    } else if (frozen && negotiated !== (driver & this.offered)) {
+      fail(np, `${featureHex(negotiated)} is not the offered part of what the legacy driver accepted (${featureHex(driver & this.offered)})`);
+    }
+    const inj = record(s['injected'], `${path}.injected`, ['refuseFeaturesOk', 'fault']);
+    bool(inj['refuseFeaturesOk'], `${path}.injected.refuseFeaturesOk`);
+    bool(inj['fault'], `${path}.injected.fault`);
+    // The ring features in effect for queues enabled in this state (see ringFeatures).
+    const ringFeatures = frozen ? negotiated : driver & this.offered;
+    list(s['queues'], `${path}.queues`, SNAPSHOT_LIMITS.maxQueues, (q, qp, i) => this.checkQueueState(q, qp, i, ringFeatures, status), this.queues.length);
+    checkCounters(s['counters'], `${path}.counters`);
+    const mp = `${path}.model`;
+    if (this.model.checkState) this.model.checkState(s['model'], mp, opts);
+    else if (s['model'] !== null) fail(mp, `the ${this.model.name} model holds no state, got ${s['model'] === undefined ? 'nothing' : 'a value'}`);
+    return s as unknown as CoreState;
+  }
+
+  private checkQueueState(raw: unknown, path: string, q: number, ringFeatures: bigint, status: number): QueueState {
+    const kind = record(raw, path, ['kind', 'regs', 'ready', 'parked'], ['features', 'ring'])['kind'];
+    if (kind !== 'split' && kind !== 'packed') fail(`${path}.kind`, `expected 'split' or 'packed', got ${typeof kind === 'string' ? `'${kind.slice(0, 20)}'` : typeof kind}`);
+    if (kind === 'packed' && !hasBit(this.offered, VIRTIO_F_RING_PACKED)) fail(`${path}.kind`, 'a packed ring on a device that does not offer VIRTIO_F_RING_PACKED');
+    const state = queueOfKind(this.queues[q]!, kind).checkState(this.opts.ram, raw, path);
+    if (!state.ready) return state;
+    if ((kind === 'packed') !== hasBit(ringFeatures, VIRTIO_F_RING_PACKED)) fail(`${path}.kind`, `a ${kind} ring with the ring features ${featureHex(ringFeatures)}`);
+    const f = state.features!;
+    if (f.indirect && !hasBit(ringFeatures, VIRTIO_RING_F_INDIRECT_DESC)) fail(`${path}.features.indirect`, 'INDIRECT_DESC was not accepted');
+    if (f.eventIdx && !hasBit(ringFeatures, VIRTIO_RING_F_EVENT_IDX)) fail(`${path}.features.eventIdx`, 'EVENT_IDX was not accepted');
+    if (state.parked && !(status & VIRTIO_CONFIG_S_NEEDS_RESET)) fail(`${path}.parked`, 'a parked queue without DEVICE_NEEDS_RESET');
+    return state;
+  }
+
+  /** Load a state checkState accepted into this device, fresh from its factory. */
+  loadState(s: CoreState, opts: SnapshotOptions): void {
+    this.status = s.status;
+    this.configGeneration = s.configGeneration;
+    [this.driverLo, this.driverHi] = s.driverFeatures;
+    this.driverBeyond64 = s.driverBeyond64;
+    this.negotiated = fromWords(...s.negotiated);
+    this.frozen = (s.status & (VIRTIO_CONFIG_S_FEATURES_OK | VIRTIO_CONFIG_S_DRIVER_OK)) !== 0;
+    this.refuseFeaturesOnce = s.injected.refuseFeaturesOk;
+    this.faultArmed = s.injected.fault;
+    s.queues.forEach((qs, i) => {
+      const q = (this.queues[i] = queueOfKind(this.queues[i]!, qs.kind));
+      q.loadState(this.opts.ram, qs);
+    });
+    Object.assign(this.counters, s.counters);
+    if (this.model.loadState) this.model.loadState(s.model, opts);
+  }
+
+  /**
+   * After a restore: serve every ready queue once, as a kick would, so
+   * buffers the driver made available before the snapshot (and any kick
+   * the device had not acted on) are not lost, and the ring's kick
+   * suppression is written afresh.
+   */
+  resume(): void {
+    if (!this.running) return;
+    for (const q of this.queues) if (q.ready && !q.parked) this.schedule(q.index);
+  }
+
   /** @internal */
   ctxPop(q: number): Chain | null {
     const queue = this.queues[q];
@@ -521,6 +637,32 @@ export class DeviceCore {
   ctxClearTimer(id: number): void {
     if (this.timers.delete(id)) this.opts.scheduler.clearTimer(id);
   }
+}
+
+/** A device core's part of a snapshot (see emulator/snapshot/format.ts). */
+export interface CoreState {
+  status: number;
+  configGeneration: number;
+  driverFeatures: [number, number];
+  driverBeyond64: boolean;
+  negotiated: [number, number];
+  /** Armed fault injections (control 'inject' refuse-features, 'fault' throw-in-device). */
+  injected: { refuseFeaturesOk: boolean; fault: boolean };
+  queues: QueueState[];
+  counters: DeviceCounters;
+  /** The model's own state (null: it holds none). */
+  model: unknown;
+}
+
+const CORE_KEYS = ['status', 'configGeneration', 'driverFeatures', 'driverBeyond64', 'negotiated', 'injected', 'queues', 'counters', 'model'];
+const COUNT_KEYS = ['guestErrors', 'notifications', 'ignoredNotifications', 'usedBuffers', 'usedInterrupts', 'configInterrupts', 'ringErrors', 'deviceErrors'] as const;
+const TEXT_KEYS = ['lastGuestError', 'lastDeviceError'] as const;
+
+function checkCounters(v: unknown, path: string): DeviceCounters {
+  const r = record(v, path, [...COUNT_KEYS, ...TEXT_KEYS]);
+  for (const k of COUNT_KEYS) count(r[k], `${path}.${k}`);
+  for (const k of TEXT_KEYS) if (r[k] !== null) str(r[k], `${path}.${k}`, SNAPSHOT_LIMITS.maxMessage);
+  return r as unknown as DeviceCounters;
 }
 
 /** The model's handle on its device; exposes only DeviceContext. */

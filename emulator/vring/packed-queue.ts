@@ -46,8 +46,9 @@ import {
 } from '../../core/uapi/ring.js';
 import { ChainBuffers, DescriptorChain, MAX_CHAIN_BYTES } from './chain.js';
 import { addr64, type GuestRam } from './guest-ram.js';
-import { checkRegisters, registersOf, type DeviceQueue, type QueueState, type RingFeatures } from './queue.js';
+import { checkCommonState, copyRegisters, registersOf, type DeviceQueue, type QueueState, type RingFeatures } from './queue.js';
 import { RingError } from './ring-error.js';
+import { bool, fail, int } from '../snapshot/fields.js';
 
 const AVAIL = VRING_PACKED_DESC_F_AVAIL_MASK;
 const USED = VRING_PACKED_DESC_F_USED_MASK;
@@ -384,6 +385,7 @@ export class PackedQueue implements DeviceQueue {
   saveState(): QueueState {
     const s: QueueState = { kind: 'packed', regs: registersOf(this), ready: this.ready, parked: this.parked };
     if (this.ready) {
+      s.features = { ...this.features };
       s.ring = {
         nextAvail: this.nextAvail,
         availWrap: this.availWrap,
@@ -398,42 +400,31 @@ export class PackedQueue implements DeviceQueue {
     return s;
   }
 
-  checkState(ram: GuestRam, state: QueueState, _features: RingFeatures): string | null {
-    const bad = checkRegisters(state.regs);
-    if (bad) return bad;
-    if (typeof state.ready !== 'boolean' || typeof state.parked !== 'boolean') return 'ready/parked are not booleans';
-    if (!state.ready) return state.ring === undefined ? null : 'ring indices on a queue that is not ready';
+  checkState(ram: GuestRam, raw: unknown, path: string): QueueState {
+    const state = checkCommonState(raw, path, PACKED_RING_KEYS);
+    if (!state.ready) return state;
     const probe = new PackedQueue(this.index, this.maxSize);
-    Object.assign(probe, state.regs);
+    copyRegisters(state.regs, probe);
     const why = probe.check(ram);
-    if (why) return `layout refused: ${why}`;
-    const r = state.ring;
-    if (typeof r !== 'object' || r === null) return 'ring indices missing';
+    if (why) fail(`${path}.regs`, `layout refused: ${why}`);
+    const r = state.ring!;
     const n = state.regs.num;
-    for (const k of ['nextAvail', 'nextUsed']) {
-      const v = r[k];
-      if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v >= n) return `${k} ${String(v)} is not a position in a ring of ${n}`;
-    }
-    for (const k of ['availWrap', 'usedWrap', 'signalledValid', 'unsignalled']) {
-      if (typeof r[k] !== 'boolean') return `${k} is not a boolean`;
-    }
+    // Ring positions: the ring has n descriptors (any n up to QueueNumMax).
+    for (const k of ['nextAvail', 'nextUsed']) int(r[k], `${path}.ring.${k}`, 0, n - 1);
+    for (const k of ['availWrap', 'usedWrap', 'signalledValid', 'unsignalled']) bool(r[k], `${path}.ring.${k}`);
     if (r['nextAvail'] !== r['nextUsed'] || r['availWrap'] !== r['usedWrap']) {
-      return 'next_avail and next_used differ: chains in flight, which a snapshot never holds';
+      fail(`${path}.ring`, 'next_avail and next_used differ: chains in flight, which a snapshot never holds');
     }
-    const u = r['usedSinceSignal'];
-    if (typeof u !== 'number' || !Number.isInteger(u) || u < 0 || u > 0x1_0000) return `usedSinceSignal ${String(u)} out of range`;
+    int(r['usedSinceSignal'], `${path}.ring.usedSinceSignal`, 0, 0x1_0000);
     const f = r['deviceFlags'];
-    if (f !== -1 && f !== VRING_PACKED_EVENT_FLAG_DESC) return `deviceFlags ${String(f)} is not a value the device writes`;
-    return null;
+    if (f !== -1 && f !== VRING_PACKED_EVENT_FLAG_DESC) fail(`${path}.ring.deviceFlags`, 'not a value the device writes');
+    return state;
   }
 
-  loadState(ram: GuestRam, state: QueueState, features: RingFeatures): void {
-    this.num = state.regs.num;
-    this.setDesc(state.regs.descLo, state.regs.descHi);
-    this.setDriver(state.regs.driverLo, state.regs.driverHi);
-    this.setDevice(state.regs.deviceLo, state.regs.deviceHi);
+  loadState(ram: GuestRam, state: QueueState): void {
+    copyRegisters(state.regs, this);
     if (!state.ready) return;
-    this.enable(ram, features);
+    this.enable(ram, state.features!);
     const r = state.ring!;
     this.nextAvail = r['nextAvail'] as number;
     this.availWrap = r['availWrap'] as boolean;
@@ -447,3 +438,4 @@ export class PackedQueue implements DeviceQueue {
   }
 }
 
+const PACKED_RING_KEYS = ['nextAvail', 'availWrap', 'nextUsed', 'usedWrap', 'usedSinceSignal', 'signalledValid', 'unsignalled', 'deviceFlags'];

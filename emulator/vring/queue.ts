@@ -5,6 +5,7 @@
 // notifications; a snapshot saves and loads the device's own indices.
 import type { GuestRam } from './guest-ram.js';
 import type { DescriptorChain, EpochSource } from './chain.js';
+import { bool, fail, record, u32 } from '../snapshot/fields.js';
 
 export type RingKind = 'split' | 'packed';
 
@@ -31,6 +32,8 @@ export interface QueueState {
   regs: QueueRegisters;
   ready: boolean;
   parked: boolean;
+  /** The ring features the queue was enabled with (ready queues only). */
+  features?: RingFeatures;
   /** Kind-specific indices of a ready queue (absent when it is not ready). */
   ring?: Record<string, number | boolean>;
 }
@@ -82,10 +85,13 @@ export interface DeviceQueue extends EpochSource {
 
   /** The device's state for a snapshot; only taken with no chain in flight. */
   saveState(): QueueState;
-  /** Why `state` cannot be loaded into this (reset) queue over `ram`, or null. Changes nothing. */
-  checkState(ram: GuestRam, state: QueueState, features: RingFeatures): string | null;
+  /**
+   * Check a snapshot's record of this queue's kind (nothing in it checked
+   * yet) for loading over `ram`; throws SnapshotError at `path`. Changes nothing.
+   */
+  checkState(ram: GuestRam, state: unknown, path: string): QueueState;
   /** Load a state checkState accepted. */
-  loadState(ram: GuestRam, state: QueueState, features: RingFeatures): void;
+  loadState(ram: GuestRam, state: QueueState): void;
 }
 
 export function copyRegisters(from: QueueRegisters, to: DeviceQueue): void {
@@ -99,17 +105,28 @@ export function registersOf(q: QueueRegisters): QueueRegisters {
   return { num: q.num, descLo: q.descLo, descHi: q.descHi, driverLo: q.driverLo, driverHi: q.driverHi, deviceLo: q.deviceLo, deviceHi: q.deviceHi };
 }
 
-/** A u32 register value as a snapshot may hold it. */
-export function isU32(v: unknown): v is number {
-  return typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= 0xffff_ffff;
-}
+const REGISTER_KEYS = ['num', 'descLo', 'descHi', 'driverLo', 'driverHi', 'deviceLo', 'deviceHi'];
 
-/** Why a snapshot's register set is malformed, or null. */
-export function checkRegisters(regs: unknown): string | null {
-  if (typeof regs !== 'object' || regs === null) return 'registers missing';
-  const r = regs as Record<string, unknown>;
-  for (const k of ['num', 'descLo', 'descHi', 'driverLo', 'driverHi', 'deviceLo', 'deviceHi']) {
-    if (!isU32(r[k])) return `register ${k} is not a u32 (${String(r[k])})`;
+/**
+ * The common fields of a snapshot's queue record, checked (throws
+ * SnapshotError at `path`): exactly the keys of a ready or a stopped queue,
+ * u32 registers, boolean flags and ring features, and the ring record's
+ * keys; its values are the queue kind's own check.
+ */
+export function checkCommonState(state: unknown, path: string, ringKeys: readonly string[]): QueueState {
+  const pre = record(state, path, ['kind', 'regs', 'ready', 'parked'], ['features', 'ring']);
+  const ready = bool(pre['ready'], `${path}.ready`);
+  const parked = bool(pre['parked'], `${path}.parked`);
+  record(state, path, ready ? ['kind', 'regs', 'ready', 'parked', 'features', 'ring'] : ['kind', 'regs', 'ready', 'parked']);
+  const r = record(pre['regs'], `${path}.regs`, REGISTER_KEYS);
+  for (const k of REGISTER_KEYS) u32(r[k], `${path}.regs.${k}`);
+  if (!ready) {
+    if (parked) fail(`${path}.parked`, 'a queue that is not ready cannot be parked');
+    return pre as unknown as QueueState;
   }
-  return null;
+  const f = record(pre['features'], `${path}.features`, ['indirect', 'eventIdx']);
+  bool(f['indirect'], `${path}.features.indirect`);
+  bool(f['eventIdx'], `${path}.features.eventIdx`);
+  record(pre['ring'], `${path}.ring`, ringKeys);
+  return pre as unknown as QueueState;
 }

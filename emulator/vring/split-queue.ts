@@ -16,8 +16,9 @@ import {
 } from '../../core/uapi/ring.js';
 import { ChainBuffers, DescriptorChain, walkChainInto, type WalkParams } from './chain.js';
 import { addr64, type GuestRam } from './guest-ram.js';
-import { checkRegisters, registersOf, type DeviceQueue, type QueueState, type RingFeatures } from './queue.js';
+import { checkCommonState, copyRegisters, registersOf, type DeviceQueue, type QueueState, type RingFeatures } from './queue.js';
 import { RingError } from './ring-error.js';
+import { bool, fail, int } from '../snapshot/fields.js';
 
 export type { RingFeatures };
 
@@ -272,6 +273,7 @@ export class SplitQueue implements DeviceQueue {
   saveState(): QueueState {
     const s: QueueState = { kind: 'split', regs: registersOf(this), ready: this.ready, parked: this.parked };
     if (this.ready) {
+      s.features = { ...this.features };
       s.ring = {
         nextAvail: this.nextAvail,
         nextUsed: this.nextUsed,
@@ -283,33 +285,24 @@ export class SplitQueue implements DeviceQueue {
     return s;
   }
 
-  checkState(ram: GuestRam, state: QueueState, _features: RingFeatures): string | null {
-    const bad = checkRegisters(state.regs);
-    if (bad) return bad;
-    if (typeof state.ready !== 'boolean' || typeof state.parked !== 'boolean') return 'ready/parked are not booleans';
-    if (!state.ready) return state.ring === undefined ? null : 'ring indices on a queue that is not ready';
+  checkState(ram: GuestRam, raw: unknown, path: string): QueueState {
+    const state = checkCommonState(raw, path, SPLIT_RING_KEYS);
+    if (!state.ready) return state;
     const probe = new SplitQueue(this.index, this.maxSize);
-    Object.assign(probe, state.regs);
+    copyRegisters(state.regs, probe);
     const why = probe.check(ram);
-    if (why) return `layout refused: ${why}`;
-    const r = state.ring;
-    if (typeof r !== 'object' || r === null) return 'ring indices missing';
-    for (const k of ['nextAvail', 'nextUsed', 'signalledUsed']) {
-      const v = r[k];
-      if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > 0xffff) return `${k} ${String(v)} is not a 16-bit ring index`;
-    }
-    for (const k of ['signalledValid', 'unsignalled']) if (typeof r[k] !== 'boolean') return `${k} is not a boolean`;
-    if (r['nextAvail'] !== r['nextUsed']) return 'next_avail and next_used differ: chains in flight, which a snapshot never holds';
-    return null;
+    if (why) fail(`${path}.regs`, `layout refused: ${why}`);
+    const r = state.ring!;
+    for (const k of ['nextAvail', 'nextUsed', 'signalledUsed']) int(r[k], `${path}.ring.${k}`, 0, 0xffff);
+    for (const k of ['signalledValid', 'unsignalled']) bool(r[k], `${path}.ring.${k}`);
+    if (r['nextAvail'] !== r['nextUsed']) fail(`${path}.ring`, 'next_avail and next_used differ: chains in flight, which a snapshot never holds');
+    return state;
   }
 
-  loadState(ram: GuestRam, state: QueueState, features: RingFeatures): void {
-    this.num = state.regs.num;
-    this.setDesc(state.regs.descLo, state.regs.descHi);
-    this.setDriver(state.regs.driverLo, state.regs.driverHi);
-    this.setDevice(state.regs.deviceLo, state.regs.deviceHi);
+  loadState(ram: GuestRam, state: QueueState): void {
+    copyRegisters(state.regs, this);
     if (!state.ready) return;
-    this.enable(ram, features);
+    this.enable(ram, state.features!);
     const r = state.ring!;
     // The avail shadow restarts at next_avail: the first pop reads avail idx.
     this.nextAvail = this.availShadow = r['nextAvail'] as number;
@@ -320,3 +313,5 @@ export class SplitQueue implements DeviceQueue {
     this.parked = state.parked;
   }
 }
+
+const SPLIT_RING_KEYS = ['nextAvail', 'nextUsed', 'signalledUsed', 'signalledValid', 'unsignalled'];

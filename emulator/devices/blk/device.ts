@@ -40,7 +40,9 @@ import {
 } from '../../../core/uapi/blk.js';
 import { bit } from '../../../core/uapi/features.js';
 import { VIRTIO_ID_BLOCK } from '../../../core/uapi/ids.js';
-import { openMedium, type BlockMedium } from './medium.js';
+import { checkMedium, loadMedium, openMedium, saveMedium, type BlockMedium, type MediumState } from './medium.js';
+import type { SnapshotOptions } from '../../snapshot/format.js';
+import { record } from '../../snapshot/fields.js';
 import { BLK_DEFAULT_SIZE, parseBlkOptions, type BlkOptions } from './options.js';
 import { RING_FEATURES, serveQueue, type Chain, type ConfigWidth, type DeviceContext, type DeviceHost, type DeviceModel, type DeviceOptions } from '../device.js';
 
@@ -99,6 +101,20 @@ export class BlkDevice implements DeviceModel {
     if (width === 1) return this.config.getUint8(offset);
     if (width === 2) return this.config.getUint16(offset, true);
     return this.config.getUint32(offset, true);
+  }
+
+  // ---- snapshot: the medium reference (requests complete synchronously, so none is held) ----
+
+  saveState(opts: SnapshotOptions): unknown {
+    return { medium: saveMedium(this.medium, opts.media) };
+  }
+
+  checkState(state: unknown, path: string, opts: SnapshotOptions): void {
+    checkMedium(this.medium, record(state, path, ['medium'])['medium'], `${path}.medium`, opts.media);
+  }
+
+  loadState(state: unknown): void {
+    loadMedium(this.medium, (state as { medium: MediumState }).medium);
   }
 
   // No writeConfig: every field offered is read-only (writeback needs

@@ -7,7 +7,9 @@
 // Both media are synchronous: the device worker serves one request at a time
 // and never yields to its event loop while it serves the trap mailbox.
 import { closeSync, constants, fstatSync, fsyncSync, ftruncateSync, openSync, readSync, writeSync } from 'node:fs';
+import { resolve } from 'node:path';
 import type { RetainedStore } from '../device.js';
+import { SnapshotError, bool, bytes, count, fail, int, list, record, shown, str } from '../../snapshot/fields.js';
 
 export interface BlockMedium {
   /** Bytes the guest may address (capacity × 512). */
@@ -50,6 +52,17 @@ export class RamMedium implements BlockMedium {
   }
 
   flush(): void {}
+
+  /** The chunks the guest wrote, by index (for a snapshot; the arrays are the medium's own). */
+  writtenChunks(): [number, Uint8Array][] {
+    return [...this.chunks.entries()].sort((a, b) => a[0] - b[0]);
+  }
+
+  /** Replace the contents by these chunks (copied); the rest reads as zeros. */
+  loadChunks(chunks: readonly [number, Uint8Array][]): void {
+    this.chunks.clear();
+    for (const [i, c] of chunks) this.chunks.set(i, c.slice());
+  }
 
   private visit(
     offset: number,
@@ -171,6 +184,65 @@ export class FileMedium implements BlockMedium {
     closeSync(this.fd);
     this.fd = -1;
   }
+}
+
+/**
+ * A medium as a snapshot records it: an image file by its absolute path and
+ * size, never its bytes (the image is the user's, and the device state
+ * refers to it); a RAM disk by its size and the chunks the guest wrote
+ * (null when the snapshot leaves them out: the power model `snapshot`,
+ * where the board keeps the medium).
+ */
+export type MediumState =
+  | { kind: 'file'; path: string; size: number; readOnly: boolean }
+  | { kind: 'ram'; size: number; readOnly: boolean; chunkSize: number; chunks: [number, Uint8Array][] | null };
+
+export function saveMedium(m: BlockMedium, withData: boolean): MediumState {
+  if (m instanceof FileMedium) return { kind: 'file', path: resolve(m.path), size: m.size, readOnly: m.readOnly };
+  if (m instanceof RamMedium) return { kind: 'ram', size: m.size, readOnly: m.readOnly, chunkSize: RAM_CHUNK, chunks: withData ? m.writtenChunks() : null };
+  throw new SnapshotError('the disk medium cannot be saved');
+}
+
+/** Check a snapshot's medium against this device's (throws SnapshotError at `path`). */
+export function checkMedium(m: BlockMedium, raw: unknown, path: string, withData: boolean): MediumState {
+  const kind = record(raw, path, ['kind', 'size', 'readOnly'], ['path', 'chunkSize', 'chunks'])['kind'];
+  const mine = saveMedium(m, false);
+  if (kind !== mine.kind) fail(`${path}.kind`, `the snapshot's disk is ${kind === 'file' ? 'an image file' : kind === 'ram' ? 'a RAM disk' : shown(kind)}, this device's ${mine.kind === 'file' ? 'an image file' : 'a RAM disk'}`);
+  if (mine.kind === 'file') {
+    const r = record(raw, path, ['kind', 'path', 'size', 'readOnly']);
+    const p = str(r['path'], `${path}.path`, 4096);
+    if (p !== mine.path) fail(`${path}.path`, `the snapshot's disk image is ${shown(p)}, this device's ${shown(mine.path)}`);
+    const size = count(r['size'], `${path}.size`);
+    if (size !== mine.size) fail(`${path}.size`, `disk image ${shown(p)} is ${mine.size} bytes now, ${size} in the snapshot`);
+    if (bool(r['readOnly'], `${path}.readOnly`) !== mine.readOnly) fail(`${path}.readOnly`, 'read-only differs');
+    return r as unknown as MediumState;
+  }
+  const r = record(raw, path, ['kind', 'size', 'readOnly', 'chunkSize', 'chunks']);
+  const size = count(r['size'], `${path}.size`);
+  if (size !== mine.size) fail(`${path}.size`, `RAM disk of ${size} bytes in the snapshot, ${mine.size} here`);
+  if (bool(r['readOnly'], `${path}.readOnly`) !== mine.readOnly) fail(`${path}.readOnly`, 'read-only differs');
+  if (r['chunkSize'] !== RAM_CHUNK) fail(`${path}.chunkSize`, `expected ${RAM_CHUNK}, got ${shown(r['chunkSize'])}`);
+  if (r['chunks'] === null) {
+    if (withData) fail(`${path}.chunks`, 'the RAM disk contents are not in the snapshot');
+    return r as unknown as MediumState;
+  }
+  const n = Math.ceil(size / RAM_CHUNK);
+  let last = -1;
+  list(r['chunks'], `${path}.chunks`, n, (c, cp) => {
+    const [i, b] = list(c, cp, 2, (x) => x, 2);
+    const index = int(i, `${cp}[0]`, 0, n - 1);
+    if (index <= last) fail(`${cp}[0]`, `chunk ${index} out of order or repeated`);
+    last = index;
+    const data = bytes(b, `${cp}[1]`, RAM_CHUNK);
+    if (data.length !== RAM_CHUNK) fail(`${cp}[1]`, `a chunk is ${RAM_CHUNK} bytes, got ${data.length}`);
+    return null;
+  });
+  return r as unknown as MediumState;
+}
+
+/** Load a medium state checkMedium accepted: a RAM disk's chunks, when the snapshot has them (an image file is already the one named). */
+export function loadMedium(m: BlockMedium, s: MediumState): void {
+  if (s.kind === 'ram' && s.chunks && m instanceof RamMedium) m.loadChunks(s.chunks);
 }
 
 /** What a medium is made from; equal descriptions give the same medium. */

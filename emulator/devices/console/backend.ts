@@ -3,11 +3,29 @@
 // buffers. It is not device state: a device reset or a fresh device instance
 // (power 'fresh') keeps pending input and the open output file.
 import { closeSync, openSync, readSync, writeSync } from 'node:fs';
+import { bool, bytes, count, record } from '../../snapshot/fields.js';
 
 /** Input held for the guest at most; bytes beyond are dropped (and counted). */
 export const CONSOLE_MAX_PENDING_INPUT = 1024 * 1024;
 
 export type ConsoleOutput = { kind: 'stdout' } | { kind: 'none' } | { kind: 'file'; path: string };
+
+export interface BackendState {
+  /** Input the guest has not read yet. */
+  input: Uint8Array;
+  inFileRead: boolean;
+  transmitted: number;
+  inputDropped: number;
+  outputErrors: number;
+}
+
+export function checkBackendState(raw: unknown, path: string): BackendState {
+  const r = record(raw, path, ['input', 'inFileRead', 'transmitted', 'inputDropped', 'outputErrors']);
+  bytes(r['input'], `${path}.input`, CONSOLE_MAX_PENDING_INPUT);
+  bool(r['inFileRead'], `${path}.inFileRead`);
+  for (const k of ['transmitted', 'inputDropped', 'outputErrors']) count(r[k], `${path}.${k}`);
+  return r as unknown as BackendState;
+}
 
 // An output file dropped without close() must not keep its descriptor.
 const fdCloser = new FinalizationRegistry<number>((fd) => {
@@ -110,6 +128,30 @@ export class ConsoleBackend {
       this.pending.shift();
       this.headOffset = 0;
     }
+  }
+
+  /** The port's host-side state for a snapshot: pending input (at most CONSOLE_MAX_PENDING_INPUT bytes) and the counters. */
+  saveState(): BackendState {
+    const input = new Uint8Array(this.pendingBytes);
+    let at = 0;
+    this.pending.forEach((b, i) => {
+      const part = i === 0 ? b.subarray(this.headOffset) : b;
+      input.set(part, at);
+      at += part.length;
+    });
+    return { input, inFileRead: this.inFileRead, transmitted: this.transmitted, inputDropped: this.inputDropped, outputErrors: this.outputErrors };
+  }
+
+  /** Load a state checkBackendState accepted: the pending input is replaced. */
+  loadState(s: BackendState): void {
+    this.pending.length = 0;
+    this.headOffset = 0;
+    this.pendingBytes = 0;
+    if (s.input.length) this.queueInput(s.input);
+    this.inFileRead = s.inFileRead;
+    this.transmitted = s.transmitted;
+    this.inputDropped = s.inputDropped;
+    this.outputErrors = s.outputErrors;
   }
 
   close(): void {

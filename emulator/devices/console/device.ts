@@ -22,7 +22,8 @@ import {
 import { bit } from '../../../core/uapi/features.js';
 import { VIRTIO_ID_CONSOLE } from '../../../core/uapi/ids.js';
 import type { DeviceOptionValue } from '../../board-contract.js';
-import { ConsoleBackend, type ConsoleOutput } from './backend.js';
+import { ConsoleBackend, checkBackendState, type BackendState, type ConsoleOutput } from './backend.js';
+import { count, int, record } from '../../snapshot/fields.js';
 import { RING_FEATURES, type Chain, type ConfigWidth, type DeviceContext, type DeviceHost, type DeviceModel, type DeviceOptions } from '../device.js';
 
 export const CONSOLE_DEFAULT_QUEUE_SIZE = 256;
@@ -77,6 +78,32 @@ export class ConsoleDevice implements DeviceModel {
 
   /** No chain is held between calls; pending input belongs to the backend and survives. */
   reset(): void {}
+
+  // ---- snapshot: the size in config space, the dropped count and the port's buffers ----
+
+  saveState(): unknown {
+    return {
+      cols: this.config.getUint16(VIRTIO_CONSOLE_CONFIG.cols, true),
+      rows: this.config.getUint16(VIRTIO_CONSOLE_CONFIG.rows, true),
+      transmitDropped: this.transmitDropped,
+      port: this.backend.saveState(),
+    };
+  }
+
+  checkState(state: unknown, path: string): void {
+    const r = record(state, path, ['cols', 'rows', 'transmitDropped', 'port']);
+    int(r['cols'], `${path}.cols`, 0, 0xffff);
+    int(r['rows'], `${path}.rows`, 0, 0xffff);
+    count(r['transmitDropped'], `${path}.transmitDropped`);
+    checkBackendState(r['port'], `${path}.port`);
+  }
+
+  loadState(state: unknown): void {
+    const s = state as { cols: number; rows: number; transmitDropped: number; port: BackendState };
+    this.setSize(s.cols, s.rows);
+    this.transmitDropped = s.transmitDropped;
+    this.backend.loadState(s.port);
+  }
 
   activate(ctx: DeviceContext): void {
     this.backend.readInFileOnce();
