@@ -13,6 +13,8 @@ import { MailboxBus } from './bus/mailbox-driver.js';
 import { InThreadBus } from './bus/inthread.js';
 import type { CreateBoard, WorkerData } from './worker.js';
 import { waitAsync } from './bus/atomics.js';
+import { SnapshotError } from './snapshot/fields.js';
+import { decodeSnapshot, type MachineLayout } from './snapshot/format.js';
 
 export type BusKind = 'worker' | 'inthread';
 
@@ -45,6 +47,25 @@ export interface MachineOptions {
   startTimeoutMs?: number;
   /** Module exporting createBoard(config, ram, irq); default the real board, emulator/board.js. */
   boardModule?: string | URL;
+  /**
+   * Take over another machine's guest RAM and interrupt controller (the
+   * same GuestMemory and IrqController objects, so a kernel holding them
+   * goes on using them): a successor machine, as when a machine restored
+   * from a snapshot replaces the one under a running kernel. The RAM size
+   * and slot count must be the platform's; its old machine must be closed
+   * before the successor serves.
+   */
+  platform?: MachinePlatform;
+}
+
+/** Guest RAM and the interrupt controller: what a successor machine takes over (MachineOptions.platform). */
+export interface MachinePlatform {
+  readonly ramBuffer: SharedArrayBuffer;
+  readonly mem: GuestMemory;
+  readonly irqState: SharedArrayBuffer;
+  readonly irq: IrqController;
+  /** The machine serving it (Machine.adoptPlatform): only that one stops the controller's auto delivery when it closes. */
+  owner: Machine | null;
 }
 
 export interface PluggedDevice {
@@ -204,6 +225,8 @@ export class Machine {
   readonly config: BoardConfig;
   readonly devices: readonly PluggedDevice[];
   readonly busKind: BusKind;
+  /** Guest RAM and the interrupt controller, for a successor (MachineOptions.platform). */
+  readonly platform: MachinePlatform;
   private readonly trap: MailboxBus | null;
   private readonly local: InThreadBus | null;
   private readonly worker: Worker | null;
@@ -211,15 +234,15 @@ export class Machine {
 
   private constructor(parts: {
     config: BoardConfig;
-    mem: GuestMemory;
-    irq: IrqController;
+    platform: MachinePlatform;
     trap?: MailboxBus;
     local?: InThreadBus;
     worker?: Worker;
   }) {
     this.config = parts.config;
-    this.mem = parts.mem;
-    this.irq = parts.irq;
+    this.platform = parts.platform;
+    this.mem = parts.platform.mem;
+    this.irq = parts.platform.irq;
     this.trap = parts.trap ?? null;
     this.local = parts.local ?? null;
     this.worker = parts.worker ?? null;
@@ -230,27 +253,45 @@ export class Machine {
       if (spec) devs.push({ slot, addr: this.slotAddr(slot), line: slot, spec });
     });
     this.devices = devs;
+    if (!this.platform.owner) this.adoptPlatform();
+  }
+
+  /**
+   * This machine serves its platform from now on: the interrupt
+   * controller's wait follows this machine's device thread (or, in-thread,
+   * runs its device work). A machine on a new platform adopts it at once; a
+   * successor when the machine before it is closed.
+   */
+  adoptPlatform(): void {
+    this.platform.owner = this;
+    const irq = this.irq;
+    irq.pump = this.local ? this.local.pump : null;
+    if (this.trap) irq.attachPartner(this.trap.partner);
   }
 
   static async create(opts: MachineOptions = {}): Promise<Machine> {
-    const config = buildBoardConfig(opts);
+    const taken = opts.platform;
+    if (taken && opts.ram !== undefined) throw new RangeError('give ram or platform, not both');
+    const config = buildBoardConfig(taken ? { ...opts, ram: taken.ramBuffer } : opts);
+    if (taken && config.slots !== taken.irq.lines) throw new RangeError(`the platform's interrupt controller has ${taken.irq.lines} lines, not ${config.slots}`);
     const ramSize = config.ramSize;
-    const ramSab = opts.ram ?? new SharedArrayBuffer(ramSize);
-    const mem: GuestMemory = {
-      base: PLATFORM.RAM_BASE,
-      size: ramSize,
-      u8: new Uint8Array(ramSab),
-      view: new DataView(ramSab),
+    const ramSab = taken?.ramBuffer ?? opts.ram ?? new SharedArrayBuffer(ramSize);
+    const irqSab = taken?.irqState ?? createIrqState(config.slots);
+    const platform: MachinePlatform = taken ?? {
+      ramBuffer: ramSab,
+      mem: { base: PLATFORM.RAM_BASE, size: ramSize, u8: new Uint8Array(ramSab), view: new DataView(ramSab) },
+      irqState: irqSab,
+      irq: new IrqController(irqSab),
+      owner: null,
     };
-    const irqSab = createIrqState(config.slots);
-    const irq = new IrqController(irqSab);
+    const { mem, irq } = platform;
     const boardModule = boardModuleUrl(opts);
 
     if ((opts.bus ?? 'worker') === 'inthread') {
       const mod = (await import(boardModule)) as { createBoard?: CreateBoard };
       if (typeof mod.createBoard !== 'function') throw new Error(`${boardModule} does not export createBoard`);
       const board: Board = mod.createBoard(config, mem.u8, new IrqDeviceLines(irqSab));
-      return new Machine({ config, mem, irq, local: new InThreadBus(board, mem, irq) });
+      return new Machine({ config, platform, local: new InThreadBus(board, mem, irq) });
     }
 
     const buffers = createMailbox();
@@ -260,7 +301,7 @@ export class Machine {
     const execArgv = process.execArgv.filter((a) => !a.startsWith('--input-type'));
     const worker = new Worker(WORKER_URL, { workerData: data, execArgv });
     const trap = new MailboxBus(buffers, mem, irq, opts.trapTimeoutMs !== undefined ? { trapTimeoutMs: opts.trapTimeoutMs } : {});
-    irq.attachPartner(trap.partner);
+
     // Listeners first: an 'error' event without one would crash this process.
     worker.on('error', (err) => trap.markDead(describe(err)));
     worker.on('exit', (code) => trap.markDead(`worker exited with code ${code}`));
@@ -274,7 +315,29 @@ export class Machine {
     // A machine never keeps the process alive on its own: the driver side
     // is synchronous, and auto delivery holds its own handle while on.
     worker.unref();
-    return new Machine({ config, mem, irq, trap, worker });
+    return new Machine({ config, platform, trap, worker });
+  }
+
+  /**
+   * A new machine (and device worker) with the layout a snapshot document
+   * records, guest RAM loaded from `ram` (exactly the document's RAM size)
+   * and every device loaded from the document, checked in full first: a
+   * refusal closes the new machine and throws with the reason. `opts` may
+   * choose the bus and deadlines, not the layout.
+   */
+  static async restore(doc: Uint8Array, ram: Uint8Array, opts: Pick<MachineOptions, 'bus' | 'trapTimeoutMs' | 'startTimeoutMs'> = {}): Promise<Machine> {
+    const layout = decodeSnapshot(doc).machine;
+    if (!(ram instanceof Uint8Array) || ram.length !== layout.ramSize) {
+      throw new RangeError(`the RAM image must be ${layout.ramSize} bytes (the snapshot's guest RAM), got ${ram instanceof Uint8Array ? ram.length : typeof ram}`);
+    }
+    const m = await Machine.create({ ...opts, ...machineOptionsOf(layout) });
+    m.mem.u8.set(ram);
+    const r = m.control({ op: 'restore', doc });
+    if (!r.ok) {
+      await m.close();
+      throw new SnapshotError(r.error);
+    }
+    return m;
   }
 
   /** Guest-physical base of a slot's virtio-mmio window. */
@@ -297,7 +360,8 @@ export class Machine {
   /** Stop the worker and fail every later access with EMU_CLOSED. Idempotent. */
   close(): Promise<void> {
     if (!this.closing) {
-      this.irq.stopAutoDelivery();
+      // A successor owns the platform now: its interrupt delivery goes on.
+      if (this.platform.owner === this) this.irq.stopAutoDelivery();
       if (this.trap) this.trap.close();
       if (this.local) this.local.close();
       const w = this.worker;
@@ -313,6 +377,22 @@ export class Machine {
     // The 'exit' listener has normally run by now; this covers the ordering.
     this.trap.markDead('worker terminated');
   }
+}
+
+/** The machine options that rebuild a snapshot's layout (PLATFORM's address map). */
+export function machineOptionsOf(layout: MachineLayout): MachineOptions {
+  if (layout.ramBase !== PLATFORM.RAM_BASE || layout.mmioBase !== PLATFORM.MMIO_BASE) {
+    throw new SnapshotError(`the snapshot's address map (RAM at 0x${layout.ramBase.toString(16)}, windows at 0x${layout.mmioBase.toString(16)}) is not this platform's`);
+  }
+  const types = deviceTypes();
+  for (const d of layout.devices) {
+    if (!types.includes(d.type)) throw new SnapshotError(`slot ${d.slot}: unknown device type '${d.type.slice(0, 40)}' (known: ${types.join(', ')})`);
+  }
+  return {
+    slots: layout.slots,
+    ramSize: layout.ramSize,
+    devices: layout.devices.map((d) => ({ slot: d.slot, type: d.type, transport: d.transport as TransportKind, options: d.options })),
+  };
 }
 
 /** Resolve once the worker serves the mailbox; reject if it dies or is too slow. */

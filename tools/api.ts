@@ -1,10 +1,23 @@
 // The package's public entry point (import ... from 'virtio-mmio-emu'): the
 // machine, a machine with a booted kernel, the kernel model's drivers and
 // the pieces a harness needs to drive and inspect system sleep.
-export { Machine, MACHINE_LIMITS, type MachineOptions, type MachineDevice } from '../emulator/machine.js';
+export { Machine, MACHINE_LIMITS, type MachineOptions, type MachineDevice, type MachinePlatform } from '../emulator/machine.js';
+export { SNAPSHOT_FORMAT, SNAPSHOT_VERSION, SNAPSHOT_LIMITS } from '../emulator/snapshot/format.js';
+export { SnapshotError } from '../emulator/snapshot/fields.js';
 export { RUN_LIMITS, SCENARIO_LIMITS, FUZZ_LIMITS } from './limits.js';
 export { bootLinuxSystem, LinuxKernel, type LinuxDevice, type LinuxSystem, type LinuxSystemOptions } from '../linux/host/index.js';
-export { VirtioSystem, KernelInstance, type SystemOptions, type SleepOptions, type HibernateSystemOptions, type PowerModel } from './system.js';
+export {
+  VirtioSystem,
+  KernelInstance,
+  KernelState,
+  POWER_MODELS,
+  type SystemOptions,
+  type SleepOptions,
+  type HibernateSystemOptions,
+  type PowerModel,
+  type SystemSnapshot,
+  type RestoreOptions,
+} from './system.js';
 export type { ControlRequest, ControlResponse, DeviceSpec, TransportKind } from '../emulator/board-contract.js';
 export { BusError, PLATFORM, type Bus, type IrqChip, type GuestMemory } from '../core/bus.js';
 export { kernel, KERNEL_LOG_MAX, type KernelWarning, type KernelMessage } from '../core/kernel.js';

@@ -9,17 +9,65 @@ import { DpmCore, type PmDevice, type PmInjection } from '../core/pm/dpm.js';
 import { type HibernationMode, type PmTransition, hibernate, pmSuspend } from '../core/pm/system.js';
 import { VirtioBus, type VirtioDevice, type VirtioDriver, registerVirtioDriver, virtioDevShutdown } from '../core/virtio.js';
 import { type FoundDevice, transportScanners } from '../transports/index.js';
-import { Machine, type MachineOptions } from '../emulator/machine.js';
+import { Machine, machineOptionsOf, type BusKind, type MachineOptions } from '../emulator/machine.js';
+import { POWER_MODELS, type BoardConfig, type PowerModel } from '../emulator/board-contract.js';
+import { deviceTypes } from '../emulator/devices/catalog.js';
+import { SnapshotError } from '../emulator/snapshot/fields.js';
+import { decodeSnapshot, layoutMismatch, layoutOf } from '../emulator/snapshot/format.js';
+import { KernelImage } from '../core/pm/image.js';
+import { MachineBus } from './machine-bus.js';
 import { bootLinuxSystem, type LinuxSystem, type LinuxSystemOptions } from '../linux/host/index.js';
 
-export type PowerModel = 'retain' | 'reset' | 'fresh';
+export { POWER_MODELS, type PowerModel };
 
-export const POWER_MODELS: readonly PowerModel[] = ['retain', 'reset', 'fresh'];
-
-/** Refused before the transition starts: a bad model found at enterSleep would leave devices suspended. */
-function checkPower(p: PowerModel): PowerModel {
+/**
+ * Refused before the transition starts: a bad model found at enterSleep
+ * would leave devices suspended; so is `snapshot` on a machine with devices
+ * the snapshot format does not cover (virtio-ccw).
+ */
+export function checkPower(p: PowerModel, config?: BoardConfig): PowerModel {
   if (!POWER_MODELS.includes(p)) throw new RangeError(`power must be ${POWER_MODELS.join(', ')}, got ${typeof p === 'string' ? `'${String(p).slice(0, 40)}'` : String(p)}`);
+  const ccw = p === 'snapshot' ? config?.devices.findIndex((d) => d?.transport === 'ccw') : -1;
+  if (ccw !== undefined && ccw >= 0) throw new RangeError(`power snapshot: slot ${ccw} is a virtio-ccw device, which the snapshot format does not cover`);
   return p;
+}
+
+/**
+ * What sys.snapshot() returns: the device snapshot document, a copy of
+ * guest RAM, and the kernel model's state at the same moment (an opaque
+ * handle, valid in this process only: the model's state is objects on
+ * this thread, which no document carries).
+ */
+export interface SystemSnapshot {
+  doc: Uint8Array;
+  ram: Uint8Array;
+  kernel: KernelState;
+}
+
+export interface RestoreOptions {
+  /** The kernel state of the snapshot (SystemSnapshot.kernel): that system's kernel continues on the restored machine. */
+  kernel?: KernelState;
+  /** The new machine's bus (default: the one the system used). */
+  bus?: BusKind;
+  trapTimeoutMs?: number;
+}
+
+/**
+ * The kernel model at a snapshot: its objects as they were (a hibernation
+ * image of them, restored in place), which kernel was running, and the
+ * interrupt lines it had masked.
+ */
+export class KernelState {
+  /** @internal */
+  constructor(
+    readonly system: VirtioSystem,
+    readonly image: KernelImage,
+    readonly kernel: KernelInstance,
+    readonly kernelBus: KernelBus,
+    readonly masks: readonly boolean[],
+  ) {
+    keepOutOfImage(this);
+  }
 }
 
 export interface SystemOptions extends MachineOptions {
@@ -169,7 +217,10 @@ export class KernelBus implements Bus {
 }
 
 export class VirtioSystem {
-  readonly machine: Machine;
+  /** Where register accesses go: the machine the kernel runs on now. */
+  private readonly port: MachineBus;
+  /** Machines this system ran on before a restore, until their workers have stopped. */
+  private readonly retired: Promise<void>[] = [];
   /**
    * The running kernel: the one booted at create(), or, after a hibernation
    * whose boot kernel failed to quiesce its devices, that boot kernel (the
@@ -184,13 +235,14 @@ export class VirtioSystem {
   readonly bus: Bus;
 
   private constructor(machine: Machine, drivers: readonly VirtioDriver[], wrapBus?: (bus: Bus) => Bus) {
-    this.machine = machine;
     this.drivers = drivers;
-    this.bus = wrapBus ? wrapBus(machine.bus) : machine.bus;
+    this.port = new MachineBus(machine);
+    this.bus = wrapBus ? wrapBus(this.port) : this.port;
     // Hardware and the handles to it are not kernel memory.
     keepOutOfImage(machine);
     keepOutOfImage(machine.bus);
     keepOutOfImage(machine.irq);
+    keepOutOfImage(this.port);
     keepOutOfImage(this.bus);
     this.kernelBus = new KernelBus(this.bus);
     this.kernel = new KernelInstance(this.kernelBus, drivers, machine.config.slots);
@@ -220,6 +272,11 @@ export class VirtioSystem {
     }
   }
 
+  /** The machine the kernel runs on (a new one after a restore). */
+  get machine(): Machine {
+    return this.port.machine;
+  }
+
   get devices(): readonly FoundDevice[] {
     return this.kernel.devices;
   }
@@ -244,7 +301,7 @@ export class VirtioSystem {
 
   /** Suspend to RAM and resume. */
   suspend(opts: SleepOptions = {}): PmTransition {
-    const power = checkPower(opts.power ?? 'retain');
+    const power = checkPower(opts.power ?? 'retain', this.machine.config);
     return pmSuspend(this.kernel.dpm, { enterSleep: () => this.power(power) });
   }
 
@@ -255,7 +312,7 @@ export class VirtioSystem {
    * into the image.
    */
   hibernate(opts: HibernateSystemOptions = {}): PmTransition {
-    const power = checkPower(opts.power ?? 'fresh');
+    const power = checkPower(opts.power ?? 'fresh', this.machine.config);
     const mode = opts.mode ?? 'shutdown';
     const mem = this.machine.mem;
     const image = this.kernelBus;
@@ -289,7 +346,7 @@ export class VirtioSystem {
         imageRestored: () => image.reconnect(),
       },
       {
-        imageRoots: [this.kernel, image.handlers, dmaFor(mem), ...kernelGlobals()],
+        imageRoots: this.imageRoots(),
         ram: mem.u8,
         mode,
       },
@@ -304,7 +361,121 @@ export class VirtioSystem {
     return t;
   }
 
-  close(): Promise<void> {
+  /** What a hibernation image or a snapshot holds of the kernel: its objects, its irq actions, the DMA allocator, kernel globals. */
+  private imageRoots(): object[] {
+    return [this.kernel, this.kernelBus.handlers, dmaFor(this.machine.mem), ...kernelGlobals()];
+  }
+
+  // ---- snapshot and restore ----
+
+  /**
+   * The device snapshot document (machine.control({ op: 'snapshot' }):
+   * taken at a quiescent point, every chain the devices popped completed),
+   * a copy of guest RAM taken right after it (nothing runs in between: the
+   * device worker has no work left and this thread is here), and the
+   * kernel model's state. Throws SnapshotError when the machine refuses
+   * (virtio-ccw devices, a device holding a chain).
+   */
+  snapshot(): SystemSnapshot {
+    const r = this.machine.control({ op: 'snapshot' });
+    if (!r.ok) throw new SnapshotError(r.error);
+    return {
+      doc: r.value as Uint8Array,
+      ram: this.machine.mem.u8.slice(),
+      kernel: new KernelState(this, KernelImage.capture(this.imageRoots()), this.kernel, this.kernelBus, this.machine.irq.masks()),
+    };
+  }
+
+  /**
+   * Restore a system snapshot: a new machine (a new device worker) loaded
+   * with `doc` and guest RAM `ram`, under the kernel of `options.kernel`,
+   * whose objects go back to the snapshot's moment. The machine the kernel
+   * ran on until now is closed; the system returned is the snapshot's (one
+   * kernel model is one set of objects in this process). Everything is
+   * checked before anything changes: a refused document throws
+   * SnapshotError and leaves the system as it was. Without options.kernel
+   * there is no kernel to continue (a document carries the device side
+   * only): use Machine.restore(doc, ram) for the devices alone.
+   */
+  static async restore(doc: Uint8Array, ram: Uint8Array, options: RestoreOptions = {}): Promise<VirtioSystem> {
+    const state = options.kernel;
+    if (!(state instanceof KernelState)) {
+      throw new TypeError(
+        'VirtioSystem.restore needs options.kernel, the kernel state sys.snapshot() returned in this process (the document holds the device side only); Machine.restore(doc, ram) restores the devices alone',
+      );
+    }
+    const sys = state.system;
+    const old = sys.machine;
+    const layout = decodeSnapshot(doc).machine;
+    const why = layoutMismatch(layout, layoutOf(old.config), deviceTypes());
+    if (why) throw new SnapshotError(`not a snapshot of this system's machine: ${why}`);
+    if (!(ram instanceof Uint8Array) || ram.length !== layout.ramSize) throw new RangeError(`the RAM image must be ${layout.ramSize} bytes, got ${ram instanceof Uint8Array ? ram.length : typeof ram}`);
+    const next = await sys.spareMachine(options);
+    const check = next.control({ op: 'restore', doc, check: true });
+    if (!check.ok) {
+      await next.close();
+      throw new SnapshotError(check.error);
+    }
+    // The old worker stops before guest RAM is rewritten under it.
+    await old.close();
+    old.mem.u8.set(ram);
+    state.image.restore();
+    sys.kernel = state.kernel;
+    sys.kernelBus = state.kernelBus;
+    old.irq.restoreMasks(state.masks);
+    sys.takeMachine(next, doc);
+    return sys;
+  }
+
+  /**
+   * A machine with this one's layout on its platform (the same guest RAM
+   * and interrupt controller), its devices fresh, not serving the kernel
+   * yet: what switchMachine() puts under the kernel.
+   */
+  spareMachine(opts: Pick<RestoreOptions, 'bus' | 'trapTimeoutMs'> = {}): Promise<Machine> {
+    const m = this.machine;
+    return Machine.create({
+      ...machineOptionsOf(layoutOf(m.config)),
+      platform: m.platform,
+      bus: opts.bus ?? m.busKind,
+      ...(opts.trapTimeoutMs !== undefined ? { trapTimeoutMs: opts.trapTimeoutMs } : {}),
+    });
+  }
+
+  /**
+   * Fork the machine under the running kernel, synchronously (so also from
+   * a PM hook in the middle of a cycle): snapshot the devices, load the
+   * document into `spare` (from spareMachine()), and carry on there; the
+   * old machine is closed. Guest RAM and the interrupt controller are the
+   * same objects throughout. A refused snapshot or load throws
+   * SnapshotError with nothing changed.
+   */
+  switchMachine(spare: Machine): void {
+    const old = this.machine;
+    if (spare.platform !== old.platform || spare === old) throw new RangeError('switchMachine: the spare must come from this system\'s spareMachine()');
+    const r = old.control({ op: 'snapshot' });
+    if (!r.ok) throw new SnapshotError(r.error);
+    const doc = r.value as Uint8Array;
+    const check = spare.control({ op: 'restore', doc, check: true });
+    if (!check.ok) throw new SnapshotError(check.error);
+    // The old worker has no work left (the snapshot ran it to the end) and
+    // this thread makes no access until the switch is done.
+    this.retired.push(old.close());
+    this.takeMachine(spare, doc);
+  }
+
+  /** Load a checked document into `next` and make it the kernel's machine. */
+  private takeMachine(next: Machine, doc: Uint8Array): void {
+    const r = next.control({ op: 'restore', doc });
+    if (!r.ok) throw new SnapshotError(`${r.error} (after the document was checked)`);
+    next.adoptPlatform();
+    keepOutOfImage(next);
+    keepOutOfImage(next.bus);
+    this.port.machine = next;
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.retired);
     return this.machine.close();
   }
 }

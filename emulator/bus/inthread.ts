@@ -24,13 +24,17 @@ export class InThreadBus implements Bus {
   ) {
     this.mem = mem;
     this.irq = irq;
-    // No device thread here: a caller blocked waiting for an interrupt runs
-    // due device timers itself.
-    irq.pump = () => {
-      this.runDeferred();
-      return this.board.nextTimerMs();
-    };
   }
+
+  /**
+   * No device thread here: a caller blocked waiting for an interrupt runs
+   * due device timers itself. The machine installs this as the interrupt
+   * controller's pump.
+   */
+  readonly pump = (): number => {
+    this.runDeferred();
+    return this.board.nextTimerMs();
+  };
 
   read(addr: number, width: AccessWidth): number {
     this.check(addr, width);
@@ -81,7 +85,8 @@ export class InThreadBus implements Bus {
 
   close(): void {
     if (!this.failure) this.failure = new BusError('EMU_CLOSED', 'the machine is closed');
-    this.irq.pump = null;
+    // A successor machine on the same controller may have its own pump there.
+    if (this.irq.pump === this.pump) this.irq.pump = null;
   }
 
   get error(): BusError | null {

@@ -3,6 +3,11 @@
 import { BusError, type AccessWidth, type Bus, type GuestMemory, type IrqChip } from '../../core/bus.js';
 import type { ControlRequest, ControlResponse } from '../board-contract.js';
 import {
+  CONTROL_MESSAGE_MAX,
+  CONTROL_SLOW_TIMEOUT_MS,
+  CTRL_FRAME_LAST,
+  CTRL_FRAME_MORE,
+  CTRL_FRAME_NEXT,
   DRIVER_WAIT_SLICE_MS,
   MB,
   MB_TIME,
@@ -16,6 +21,7 @@ import {
   badAccess,
   controlCodec,
   decodeText,
+  joinFrames,
   workerPartner,
   type MailboxBuffers,
 } from './mailbox.js';
@@ -120,18 +126,39 @@ export class MailboxBus implements Bus {
     this.counters.posted++;
   }
 
-  /** A control-plane request to the worker (msgpackr through the control area). */
+  /**
+   * A control-plane request to the worker (msgpackr through the control
+   * area, in frames when the request or its response is larger than it).
+   */
   control(req: ControlRequest): ControlResponse {
     this.begin(0, 4);
+    const mb = this.mb;
     const bytes = this.codec.pack(req);
-    if (bytes.length > this.ctrl.length) {
-      throw new RangeError(`control request of ${bytes.length} bytes exceeds the ${this.ctrl.length}-byte control area`);
+    if (bytes.length > CONTROL_MESSAGE_MAX) throw new RangeError(`control request of ${bytes.length} bytes exceeds the ${CONTROL_MESSAGE_MAX}-byte limit`);
+    const slow = req.op === 'snapshot' || req.op === 'restore' ? Math.max(this.trapTimeoutMs, CONTROL_SLOW_TIMEOUT_MS) : undefined;
+    const area = this.ctrl.length;
+    for (let at = 0; ; ) {
+      const n = Math.min(area, bytes.length - at);
+      this.ctrl.set(bytes.subarray(at, at + n));
+      at += n;
+      Atomics.store(mb, MB.CTRL_LEN, n);
+      Atomics.store(mb, MB.CTRL_FRAME, at < bytes.length ? CTRL_FRAME_MORE : CTRL_FRAME_LAST);
+      this.publishAndAwait(OP_CONTROL, slow);
+      if (at >= bytes.length) break;
     }
-    this.ctrl.set(bytes);
-    Atomics.store(this.mb, MB.CTRL_LEN, bytes.length);
-    this.publishAndAwait(OP_CONTROL);
-    const len = Atomics.load(this.mb, MB.CTRL_LEN);
-    return this.codec.unpack(this.ctrl.slice(0, len)) as ControlResponse;
+    const parts: Uint8Array[] = [];
+    let total = 0;
+    for (;;) {
+      const len = Atomics.load(mb, MB.CTRL_LEN);
+      total += len;
+      if (total > CONTROL_MESSAGE_MAX) throw new RangeError(`control response exceeds the ${CONTROL_MESSAGE_MAX}-byte limit`);
+      parts.push(this.ctrl.slice(0, len));
+      if (Atomics.load(mb, MB.CTRL_FRAME) !== CTRL_FRAME_MORE) break;
+      Atomics.store(mb, MB.CTRL_LEN, 0);
+      Atomics.store(mb, MB.CTRL_FRAME, CTRL_FRAME_NEXT);
+      this.publishAndAwait(OP_CONTROL, slow);
+    }
+    return this.codec.unpack(joinFrames(parts)) as ControlResponse;
   }
 
   /** The bus failed for good (worker dead, or closed); null while usable. */
@@ -184,7 +211,7 @@ export class MailboxBus implements Bus {
     return true;
   }
 
-  private publishAndAwait(cmd: number): void {
+  private publishAndAwait(cmd: number, limitMs?: number): void {
     const mb = this.mb;
     this.publish(cmd);
     const req = this.req;
@@ -196,14 +223,14 @@ export class MailboxBus implements Bus {
         return;
       }
     }
-    this.await(req, false);
+    this.await(req, false, limitMs);
   }
 
   /**
    * Until RESP == req, the worker dies, or the deadline passes: spin while
    * the worker shows progress (spin.ts), then block in slices.
    */
-  private await(req: number, stale: boolean): void {
+  private await(req: number, stale: boolean, limitMs?: number): void {
     const mb = this.mb;
     const start = performance.now();
     const cap = Math.min(DRIVER_SPIN_MS, this.trapTimeoutMs);
@@ -213,7 +240,7 @@ export class MailboxBus implements Bus {
     if (Atomics.load(mb, MB.RESP) === req) return;
     // A deadline that is not a positive finite number (NaN, Infinity, set by
     // hand) would remove it: the default applies instead.
-    const limit = this.trapTimeoutMs > 0 && Number.isFinite(this.trapTimeoutMs) ? this.trapTimeoutMs : TRAP_TIMEOUT_DEFAULT_MS;
+    const limit = limitMs ?? (this.trapTimeoutMs > 0 && Number.isFinite(this.trapTimeoutMs) ? this.trapTimeoutMs : TRAP_TIMEOUT_DEFAULT_MS);
     const deadline = start + limit;
     const stats = this.counters;
     stats.blocked++;

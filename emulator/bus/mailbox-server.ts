@@ -3,6 +3,10 @@
 import type { AccessWidth } from '../../core/bus.js';
 import type { Board, ControlRequest, ControlResponse } from '../board-contract.js';
 import {
+  CONTROL_MESSAGE_MAX,
+  CTRL_FRAME_LAST,
+  CTRL_FRAME_MORE,
+  CTRL_FRAME_NEXT,
   DEFERRED_BUDGET,
   MB,
   MB_TIME,
@@ -12,6 +16,7 @@ import {
   WIDTH_MASK,
   WIDTH_SHIFT,
   controlCodec,
+  joinFrames,
   maskToWidth,
   type MailboxBuffers,
 } from './mailbox.js';
@@ -82,6 +87,13 @@ export class MailboxServer {
   private readonly codec = controlCodec();
   /** Run once right after the current response is published (control 'hang'). */
   afterReply: (() => void) | null = null;
+  /** The frames of a control request received so far, and their bytes. */
+  private requestParts: Uint8Array[] = [];
+  private requestBytes = 0;
+  private requestOverflow = false;
+  /** A control response being sent in frames, and how far. */
+  private response: Uint8Array | null = null;
+  private responseAt = 0;
 
   constructor(
     buffers: MailboxBuffers,
@@ -192,23 +204,62 @@ export class MailboxServer {
     }
   }
 
+  /**
+   * One control frame (see CTRL_FRAME_*): a request frame is collected (the
+   * whole request bounded by CONTROL_MESSAGE_MAX; past it the rest is
+   * dropped and the answer is an error), the last one is decoded and
+   * handled, and the response goes back in frames the driver fetches.
+   */
   private handleControl(): void {
     const mb = this.mb;
     const len = Atomics.load(mb, MB.CTRL_LEN);
+    const frame = Atomics.load(mb, MB.CTRL_FRAME);
+    if (frame === CTRL_FRAME_NEXT) return this.sendFrame();
+    this.response = null;
+    if (frame === CTRL_FRAME_MORE) {
+      if (this.requestBytes + len > CONTROL_MESSAGE_MAX) this.requestOverflow = true;
+      else this.requestParts.push(this.ctrl.slice(0, len));
+      this.requestBytes += len;
+      Atomics.store(mb, MB.CTRL_LEN, 0);
+      Atomics.store(mb, MB.CTRL_FRAME, CTRL_FRAME_LAST);
+      return;
+    }
+    const parts = [...this.requestParts, this.ctrl.slice(0, len)];
+    const total = this.requestBytes + len;
+    const overflow = this.requestOverflow || total > CONTROL_MESSAGE_MAX;
+    this.requestParts = [];
+    this.requestBytes = 0;
+    this.requestOverflow = false;
     let req: ControlRequest | null = null;
-    let res: ControlResponse = { ok: false, error: 'undecodable control request' };
-    try {
-      req = this.codec.unpack(this.ctrl.slice(0, len)) as ControlRequest;
-    } catch (err) {
-      res = { ok: false, error: `undecodable control request: ${String(err)}` };
+    let res: ControlResponse = { ok: false, error: `control request of ${total} bytes exceeds the ${CONTROL_MESSAGE_MAX}-byte limit` };
+    if (!overflow) {
+      try {
+        req = this.codec.unpack(joinFrames(parts)) as ControlRequest;
+      } catch (err) {
+        res = { ok: false, error: `undecodable control request: ${String(err).slice(0, 200)}` };
+      }
     }
     // Outside the try: a throwing handler is a worker crash, by design.
     if (req) res = this.onControl(req, this);
     let bytes = this.codec.pack(res);
-    if (bytes.length > this.ctrl.length) {
-      bytes = this.codec.pack({ ok: false, error: `control response of ${bytes.length} bytes exceeds the control area` });
+    if (bytes.length > CONTROL_MESSAGE_MAX) {
+      bytes = this.codec.pack({ ok: false, error: `control response of ${bytes.length} bytes exceeds the ${CONTROL_MESSAGE_MAX}-byte limit` });
     }
-    this.ctrl.set(bytes);
-    Atomics.store(mb, MB.CTRL_LEN, bytes.length);
+    this.response = bytes;
+    this.responseAt = 0;
+    this.sendFrame();
+  }
+
+  /** The next frame of the response being sent. */
+  private sendFrame(): void {
+    const mb = this.mb;
+    const res = this.response ?? this.codec.pack({ ok: false, error: 'no control response left to send' });
+    const n = Math.min(this.ctrl.length, res.length - this.responseAt);
+    this.ctrl.set(res.subarray(this.responseAt, this.responseAt + n));
+    this.responseAt += n;
+    const more = this.responseAt < res.length;
+    if (!more) this.response = null;
+    Atomics.store(mb, MB.CTRL_LEN, n);
+    Atomics.store(mb, MB.CTRL_FRAME, more ? CTRL_FRAME_MORE : CTRL_FRAME_LAST);
   }
 }

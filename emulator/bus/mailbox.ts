@@ -11,6 +11,7 @@
 import { Packr } from 'msgpackr';
 import { BusError } from '../../core/bus.js';
 import { WAKE_ESTIMATE_MS, type Partner } from './spin.js';
+import { SNAPSHOT_LIMITS } from '../snapshot/format.js';
 
 /** Word indices in the mailbox Int32Array. */
 export const MB = {
@@ -44,6 +45,8 @@ export const MB = {
   READY: 49,
   /** Bytes used in the control area: the request, then the response or the death note. */
   CTRL_LEN: 50,
+  /** Framing of a control message larger than the area (CTRL_FRAME_*), written with CTRL_LEN by whoever wrote the frame. */
+  CTRL_FRAME: 51,
   WORDS: 64,
 } as const;
 
@@ -72,6 +75,21 @@ export const SEQ_SHIFT = 5;
 export const SEQ_MASK = 0x7ff_ffff;
 
 export const CONTROL_AREA_DEFAULT = 1 << 20;
+
+/**
+ * A control message (request or response) larger than the control area
+ * travels in frames of at most the area's size: each frame but the last is
+ * marked CTRL_FRAME_MORE. The worker acknowledges a request frame with an
+ * empty one; the driver fetches each further response frame with an empty
+ * request marked CTRL_FRAME_NEXT.
+ */
+export const CTRL_FRAME_LAST = 0;
+export const CTRL_FRAME_MORE = 1;
+export const CTRL_FRAME_NEXT = 2;
+/** A control message's bytes at most, either way: a snapshot document and its envelope. */
+export const CONTROL_MESSAGE_MAX = SNAPSHOT_LIMITS.maxDocBytes + (1 << 20);
+/** The deadline of a snapshot or restore request (a document of many MiB), if longer than the trap deadline. */
+export const CONTROL_SLOW_TIMEOUT_MS = 120_000;
 
 /** Default overall deadline for one trapped access. */
 export const TRAP_TIMEOUT_DEFAULT_MS = 2000;
@@ -124,6 +142,18 @@ export function badAccess(addr: number, width: number): BusError | null {
     return new BusError('EMU_BAD_ACCESS', `address ${addr} is not a 32-bit guest-physical address`);
   }
   return null;
+}
+
+/** The parts of a framed message, joined. */
+export function joinFrames(parts: readonly Uint8Array[]): Uint8Array {
+  if (parts.length === 1) return parts[0]!;
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
 }
 
 export function decodeText(ctrl: Uint8Array, len: number): string {

@@ -137,6 +137,23 @@ export class IrqController implements IrqChip {
     return Atomics.load(this.i32, b + LEVEL) !== 0 || Atomics.load(this.i32, b + PENDING) !== 0;
   }
 
+  /** Which lines are masked (disable_irq), for a system snapshot. */
+  masks(): boolean[] {
+    return Array.from({ length: this.lines }, (_, line) => this.isMasked(line));
+  }
+
+  /**
+   * Back to a snapshot's masks, with every latch cleared: the devices
+   * loaded next raise their lines again as their InterruptStatus says.
+   */
+  restoreMasks(masks: readonly boolean[]): void {
+    for (let line = 0; line < this.lines; line++) {
+      const b = lineBase(line);
+      Atomics.store(this.i32, b + MASK, masks[line] ? 1 : 0);
+      Atomics.store(this.i32, b + PENDING, 0);
+    }
+  }
+
   /** The line's current level (what a qtest client sees as IRQ raise/lower). */
   level(line: number): boolean {
     return Atomics.load(this.i32, lineBase(this.check(line)) + LEVEL) !== 0;

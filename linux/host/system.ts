@@ -8,10 +8,11 @@ import { keepOutOfImage } from '../../core/kernel.js';
 import { DpmCore, type PmInjection } from '../../core/pm/dpm.js';
 import { hibernate, pmSuspend, type HibernationMode, type PmTransition } from '../../core/pm/system.js';
 import { Machine, type MachineDevice, type MachineOptions } from '../../emulator/machine.js';
+import type { PowerModel } from '../../emulator/board-contract.js';
 import { LinuxKernel, type LinuxBootOptions, type LinuxPmDev } from './kernel.js';
 
-/** What the platform does to devices across a sleep (machine.control({ op: 'power' })). */
-export type LinuxPowerModel = 'retain' | 'reset' | 'fresh';
+/** What the platform does to devices across a sleep (machine.control({ op: 'power' })); `snapshot` is the board's own, so Linux gets it too. */
+export type LinuxPowerModel = PowerModel;
 
 export interface LinuxSystemOptions extends Omit<MachineOptions, 'ram' | 'ramSize'> {
   /** Transport of the devices that name none (default 'mmio', i.e. virtio-mmio Version 2). */

@@ -20,13 +20,12 @@ import { formatJson, formatText } from '../run/format.js';
 import { buildPlan, defaultSettings, type RunSettings } from '../run/plan.js';
 import { consoleOutConflictsWithJson, preflightDevice } from '../scenario/preflight.js';
 import { progressBar } from '../scenario/progress.js';
-import type { PowerModel } from '../system.js';
+import { POWER_MODELS, type PowerModel } from '../system.js';
 import { PLATFORM } from '../../core/bus.js';
 import { RUN_LIMITS } from '../limits.js';
 import { UsageError, boolOpt, intOpt, shown, stringOpt, stringsOpt, type CliCommand, type CliOptions, type CliValues } from './args.js';
 import { parseDeviceArg } from './qtest.js';
 
-const POWER_MODELS: PowerModel[] = ['retain', 'reset', 'fresh'];
 
 /** "suspend_noirq:1[:EIO]" → an injection (errno by name or number, default EIO). */
 export function parseFail(spec: string): PmInjection {
@@ -155,11 +154,12 @@ export const RUN_OPTIONS: RunOption[] = [
   {
     name: 'power',
     spec: { type: 'string' },
-    help: '--power MODEL      device power across sleep: retain (suspend default), reset, fresh (hibernate default)',
+    help: '--power MODEL      device power across sleep: retain (suspend default), reset, fresh (hibernate default),\n' +
+      '                   snapshot (device state saved at power-off and loaded into new devices at power-on)',
     apply(s, v) {
       const p = stringOpt(v, 'power');
       if (p === undefined) return;
-      if (!POWER_MODELS.includes(p as PowerModel)) throw new UsageError(`--power: expected ${POWER_MODELS.join(', ')}, got '${shown(p)}'`);
+      if (!(POWER_MODELS as readonly string[]).includes(p)) throw new UsageError(`--power: expected ${POWER_MODELS.join(', ')}, got '${shown(p)}'`);
       s.power = p as PowerModel;
     },
   },
@@ -262,7 +262,7 @@ export const command: CliCommand = {
   summary: 'start a machine, probe its devices with the model drivers and do I/O',
   usage:
     '[--device SPEC]... [--transport mmio|mmio-legacy|ccw] [--kernel model|linux] [--bus worker|inthread] [--bytes N]\n' +
-    '        [--pm suspend|hibernate [--cycles N] [--power retain|reset|fresh] [--hibernate-mode shutdown|platform]\n' +
+    '        [--pm suspend|hibernate [--cycles N] [--power retain|reset|fresh|snapshot] [--hibernate-mode shutdown|platform]\n' +
     '        [--fail PHASE:SLOT[:ERRNO]]...] [--json] [--trace FILE]\n' +
     '   or: virtio-emu run --scenario FILE.json [--json] [--trace FILE]',
   help: RUN_OPTIONS.map((o) => o.help).join('\n'),

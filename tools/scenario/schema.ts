@@ -19,7 +19,7 @@
 //   console-write  device, text          console-input  device, text (injected, must arrive)
 //   exercise       [device], [bytes]: the driver's own I/O check (all devices without one)
 //   inject         device, event, [args]: a board event (config-change, resize, ...)
-//   pm             kind suspend|hibernate, [power retain|reset|fresh], [cycles 1],
+//   pm             kind suspend|hibernate, [power retain|reset|fresh|snapshot], [cycles 1],
 //                  [mode shutdown|platform] (hibernate only: hibernation_mode,
 //                  default shutdown as Linux without platform hibernation ops),
 //                  [fail: [{phase, slot|device, errno (EIO)}]],

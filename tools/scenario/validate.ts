@@ -23,7 +23,7 @@ import { RUN_LIMITS, SCENARIO_LIMITS } from '../limits.js';
 import { deviceTypes } from '../../emulator/devices/catalog.js';
 import { MACHINE_LIMITS, type BusKind } from '../../emulator/machine.js';
 import type { DeviceOptionValue, TransportKind } from '../../emulator/board-contract.js';
-import type { PowerModel } from '../system.js';
+import { POWER_MODELS, type PowerModel } from '../system.js';
 import { consoleOutConflictsWithJson, preflightDevice } from './preflight.js';
 import {
   STEP_FIELDS,
@@ -74,7 +74,6 @@ export interface ValidateOptions {
 
 const TRANSPORTS: readonly TransportKind[] = ['mmio', 'mmio-legacy', 'ccw'];
 const BUSES: readonly BusKind[] = ['worker', 'inthread'];
-const POWER: readonly PowerModel[] = ['retain', 'reset', 'fresh'];
 const HIBERNATION_MODES: readonly HibernationMode[] = ['shutdown', 'platform'];
 const KINDS = ['suspend', 'hibernate'] as const;
 const NOIRQ_STATES: readonly NoirqStateName[] = ['none', 'entered', 'restored'];
@@ -615,7 +614,7 @@ function readStep(ctx: Ctx, v: unknown, path: string, sawPm: boolean): Step | un
     }
     case 'pm': {
       const k = c.need(o, 'kind', path, (x, p) => c.oneOf(x, p, KINDS));
-      const power = c.opt<PowerModel | undefined>(o, 'power', path, undefined, (x, p) => c.oneOf(x, p, POWER));
+      const power = c.opt<PowerModel | undefined>(o, 'power', path, undefined, (x, p) => c.oneOf(x, p, POWER_MODELS));
       const mode = c.opt<HibernationMode | undefined>(o, 'mode', path, undefined, (x, p) => c.oneOf(x, p, HIBERNATION_MODES));
       if (mode !== undefined && k === 'suspend') c.fail(at(path, 'mode'), 'mode is the hibernation mode; a suspend step takes none');
       const cycles = c.opt(o, 'cycles', path, 1, (x, p) => c.bounded(x, p, 1, RUN_LIMITS.maxCycles, ' cycles'));
