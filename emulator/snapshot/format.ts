@@ -118,7 +118,7 @@ export function decodeSnapshot(bytes: unknown): SnapshotDoc {
   if (top['format'] !== SNAPSHOT_FORMAT) fail('format', `expected '${SNAPSHOT_FORMAT}', got ${shown(top['format'])}`);
   if (top['version'] !== SNAPSHOT_VERSION) fail('version', `version ${shown(top['version'])} is not supported (this build reads version ${SNAPSHOT_VERSION})`);
   const machine = readLayout(top['machine'], 'machine');
-  const devices = list(top['devices'], 'devices', machine.devices.length, (v, p) => {
+  const devices = list(top['devices'], 'devices', machine.slots, (v, p) => {
     const d = record(v, p, ['slot', 'registers', 'device']);
     return { slot: int(d['slot'], `${p}.slot`, 0, machine.slots - 1), registers: d['registers'], device: d['device'] };
   });

@@ -52,7 +52,7 @@ import { createQueue, queueOfKind } from '../vring/ring-kind.js';
 import type { Scheduler } from './scheduler.js';
 import { newCounters, type DeviceCounters, type DriverNotifier } from './signals.js';
 import { SNAPSHOT_LIMITS, type SnapshotOptions } from '../snapshot/format.js';
-import { SnapshotError, bool, count, fail, featureWords, list, record, str, toFeatureWords, u32 } from '../snapshot/fields.js';
+import { SnapshotError, bool, count, fail, featureWords, list, record, shown, str, toFeatureWords, u32 } from '../snapshot/fields.js';
 import type { QueueState } from '../vring/queue.js';
 
 /** Chains a queue handler may pop per invocation before yielding (vhost's "weight", BI-29). */
@@ -526,12 +526,16 @@ export class DeviceCore {
   }
 
   private checkQueueState(raw: unknown, path: string, q: number, ringFeatures: bigint, status: number): QueueState {
-    const kind = record(raw, path, ['kind', 'regs', 'ready', 'parked'], ['features', 'ring'])['kind'];
-    if (kind !== 'split' && kind !== 'packed') fail(`${path}.kind`, `expected 'split' or 'packed', got ${typeof kind === 'string' ? `'${kind.slice(0, 20)}'` : typeof kind}`);
+    const pre = record(raw, path, ['kind', 'regs', 'ready', 'parked'], ['features', 'ring']);
+    const kind = pre['kind'];
+    if (kind !== 'split' && kind !== 'packed') fail(`${path}.kind`, `expected 'split' or 'packed', got ${shown(kind)}`);
     if (kind === 'packed' && !hasBit(this.offered, VIRTIO_F_RING_PACKED)) fail(`${path}.kind`, 'a packed ring on a device that does not offer VIRTIO_F_RING_PACKED');
+    // A ready queue's layout is the one the ring features chose when it was enabled.
+    if (pre['ready'] === true && (kind === 'packed') !== hasBit(ringFeatures, VIRTIO_F_RING_PACKED)) {
+      fail(`${path}.kind`, `a ${kind} ring with the ring features ${featureHex(ringFeatures)}`);
+    }
     const state = queueOfKind(this.queues[q]!, kind).checkState(this.opts.ram, raw, path);
     if (!state.ready) return state;
-    if ((kind === 'packed') !== hasBit(ringFeatures, VIRTIO_F_RING_PACKED)) fail(`${path}.kind`, `a ${kind} ring with the ring features ${featureHex(ringFeatures)}`);
     const f = state.features!;
     if (f.indirect && !hasBit(ringFeatures, VIRTIO_RING_F_INDIRECT_DESC)) fail(`${path}.features.indirect`, 'INDIRECT_DESC was not accepted');
     if (f.eventIdx && !hasBit(ringFeatures, VIRTIO_RING_F_EVENT_IDX)) fail(`${path}.features.eventIdx`, 'EVENT_IDX was not accepted');
