@@ -419,9 +419,14 @@ export class VirtioSystem {
     // The old worker stops before guest RAM is rewritten under it.
     await old.close();
     old.mem.u8.set(ram);
+    // The kernel's irq actions are kernel memory, their place on the
+    // controller is not: the running kernel's leave, the snapshot's come back.
+    sys.kernelBus.disconnect();
     state.image.restore();
     sys.kernel = state.kernel;
     sys.kernelBus = state.kernelBus;
+    state.kernelBus.disconnect();
+    state.kernelBus.reconnect();
     old.irq.restoreMasks(state.masks);
     sys.takeMachine(next, doc);
     return sys;

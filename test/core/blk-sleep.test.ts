@@ -6,7 +6,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { virtblkKick, virtblkRead, virtblkReap, virtblkSubmit, virtioBlkDriver, type VirtblkReq } from '../../core/drivers/blk.js';
 import { kernel } from '../../core/kernel.js';
-import { type PowerModel, VirtioSystem } from '../../tools/system.js';
+import { POWER_MODELS, type PowerModel, VirtioSystem } from '../../tools/system.js';
 
 const systems: VirtioSystem[] = [];
 afterEach(async () => {
@@ -17,7 +17,7 @@ afterEach(async () => {
 const pattern = (len: number, seed: number): Uint8Array => Uint8Array.from({ length: len }, (_, i) => (i * 13 + seed * 29 + (i >> 9)) & 0xff);
 
 const cases: ['suspend' | 'hibernate', PowerModel, boolean][] = [];
-for (const kind of ['suspend', 'hibernate'] as const) for (const power of ['retain', 'reset', 'fresh'] as const) for (const kicked of [true, false]) cases.push([kind, power, kicked]);
+for (const kind of ['suspend', 'hibernate'] as const) for (const power of POWER_MODELS) for (const kicked of [true, false]) cases.push([kind, power, kicked]);
 
 describe('HI-24: virtio_blk freeze: no write lost across sleep', () => {
   it.each(cases)('%s, power %s, requests kicked: %s — every write completes with 0 and reads back after', async (kind, power, kicked) => {
