@@ -17,6 +17,8 @@ export const RUN_LIMITS = {
   reportCycles: 100,
   /** Problems listed in a report's warnings; the rest are counted. */
   reportWarnings: 200,
+  /** Bytes of a run snapshot file (--snapshot-at writes it, --restore reads it): the device document and the non-zero parts of guest RAM. */
+  maxSnapshotFileBytes: 1024 * 1024 * 1024,
 } as const;
 
 export const SCENARIO_LIMITS = {

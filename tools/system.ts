@@ -221,6 +221,8 @@ export class VirtioSystem {
   private readonly port: MachineBus;
   /** Machines this system ran on before a restore, until their workers have stopped. */
   private readonly retired: Promise<void>[] = [];
+  /** Spare machines made and not switched to yet: closed with the system. */
+  private readonly spares = new Set<Machine>();
   /**
    * The running kernel: the one booted at create(), or, after a hibernation
    * whose boot kernel failed to quiesce its devices, that boot kernel (the
@@ -437,14 +439,16 @@ export class VirtioSystem {
    * and interrupt controller), its devices fresh, not serving the kernel
    * yet: what switchMachine() puts under the kernel.
    */
-  spareMachine(opts: Pick<RestoreOptions, 'bus' | 'trapTimeoutMs'> = {}): Promise<Machine> {
+  async spareMachine(opts: Pick<RestoreOptions, 'bus' | 'trapTimeoutMs'> = {}): Promise<Machine> {
     const m = this.machine;
-    return Machine.create({
+    const spare = await Machine.create({
       ...machineOptionsOf(layoutOf(m.config)),
       platform: m.platform,
       bus: opts.bus ?? m.busKind,
       ...(opts.trapTimeoutMs !== undefined ? { trapTimeoutMs: opts.trapTimeoutMs } : {}),
     });
+    this.spares.add(spare);
+    return spare;
   }
 
   /**
@@ -452,19 +456,24 @@ export class VirtioSystem {
    * a PM hook in the middle of a cycle): snapshot the devices, load the
    * document into `spare` (from spareMachine()), and carry on there; the
    * old machine is closed. Guest RAM and the interrupt controller are the
-   * same objects throughout. A refused snapshot or load throws
+   * same objects throughout. With `from`, the spare is loaded with that
+   * document and guest RAM instead (the kernel model is not touched: the
+   * caller has brought it to the document's point, as `run --restore` does
+   * by running the steps before it). A refused snapshot or document throws
    * SnapshotError with nothing changed.
    */
-  switchMachine(spare: Machine): void {
+  switchMachine(spare: Machine, from?: { doc: Uint8Array; ram: Uint8Array }): void {
     const old = this.machine;
-    if (spare.platform !== old.platform || spare === old) throw new RangeError('switchMachine: the spare must come from this system\'s spareMachine()');
+    if (spare.platform !== old.platform || spare === old) throw new RangeError("switchMachine: the spare must come from this system's spareMachine()");
+    if (from && (!(from.ram instanceof Uint8Array) || from.ram.length !== old.mem.size)) throw new RangeError(`switchMachine: the RAM image must be ${old.mem.size} bytes`);
+    // Also with `from`: the snapshot runs the old worker's queued work to its end, so it is idle.
     const r = old.control({ op: 'snapshot' });
     if (!r.ok) throw new SnapshotError(r.error);
-    const doc = r.value as Uint8Array;
+    const doc = from?.doc ?? (r.value as Uint8Array);
     const check = spare.control({ op: 'restore', doc, check: true });
     if (!check.ok) throw new SnapshotError(check.error);
-    // The old worker has no work left (the snapshot ran it to the end) and
-    // this thread makes no access until the switch is done.
+    // The old worker has no work left and this thread makes no access until the switch is done.
+    if (from) old.mem.u8.set(from.ram);
     this.retired.push(old.close());
     this.takeMachine(spare, doc);
   }
@@ -476,11 +485,13 @@ export class VirtioSystem {
     next.adoptPlatform();
     keepOutOfImage(next);
     keepOutOfImage(next.bus);
+    this.spares.delete(next);
     this.port.machine = next;
   }
 
   async close(): Promise<void> {
-    await Promise.all(this.retired);
+    await Promise.all([...this.retired, ...[...this.spares].map((m) => m.close())]);
+    this.spares.clear();
     return this.machine.close();
   }
 }

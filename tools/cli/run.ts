@@ -18,6 +18,9 @@ import { executePlan, type RunReport } from '../run/execute.js';
 import { LINUX_DEVICE_TYPES, executeLinuxRun } from '../run/linux.js';
 import { formatJson, formatText } from '../run/format.js';
 import { buildPlan, defaultSettings, type RunSettings } from '../run/plan.js';
+import { readRunSnapshot, restorePoint, snapshotPoint } from '../run/checkpoint.js';
+import type { StoredOptions } from '../run/snapshot-file.js';
+import { resolve } from 'node:path';
 import { consoleOutConflictsWithJson, preflightDevice } from '../scenario/preflight.js';
 import { progressBar } from '../scenario/progress.js';
 import { POWER_MODELS, type PowerModel } from '../system.js';
@@ -210,10 +213,28 @@ export const RUN_OPTIONS: RunOption[] = [
       if (f !== undefined) s.trace = f;
     },
   },
+  {
+    name: 'snapshot-at',
+    spec: { type: 'string' },
+    help:
+      '--snapshot-at N FILE  write a snapshot file after PM cycle N (0: after the first I/O check), or after\n' +
+      `                   scenario step N (counted from 0); the run goes on. At most ${RUN_LIMITS.maxSnapshotFileBytes} bytes; model kernel, mmio devices`,
+    apply(s, v) {
+      const n = intOpt(v, 'snapshot-at', 0, RUN_LIMITS.maxCycles);
+      if (n !== undefined) s.snapshotAt = n;
+    },
+  },
+  {
+    name: 'restore',
+    spec: { type: 'string' },
+    help: '--restore FILE     continue the run a snapshot file was taken in from its point: its steps up to there run again\n' +
+      '                   (the kernel model is not in the file), then the devices and guest RAM come from FILE; takes only --json',
+    apply() {},
+  },
 ];
 
 /** Options a scenario run takes; the file says everything else. */
-const SCENARIO_OPTIONS = new Set(['scenario', 'json', 'trace']);
+const SCENARIO_OPTIONS = new Set(['scenario', 'json', 'trace', 'snapshot-at']);
 
 /** Bad device types and options are usage errors, found before a worker starts. */
 function preflightDevices(s: RunSettings): void {
@@ -241,8 +262,79 @@ export function parseSettings(values: CliValues): RunSettings {
   if (s.hibernateMode && s.pm !== 'hibernate') throw new UsageError('--hibernate-mode needs --pm hibernate');
   if (s.kernel === 'linux') checkLinuxRun(s);
   else if (s.linuxDrivers) throw new UsageError('--linux-driver needs --kernel linux');
+  if (s.snapshotAt !== undefined) checkSnapshotRun(s);
   preflightDevices(s);
   return s;
+}
+
+/** What --snapshot-at can save: the model kernel's runs on virtio-mmio devices, at a point the run reaches. */
+function checkSnapshotRun(s: RunSettings): void {
+  if (s.kernel === 'linux') throw new UsageError('--snapshot-at needs the model kernel (the Linux kernel\'s host-side state is not in a snapshot)');
+  const ccw = s.devices.find((d) => d.transport === 'ccw');
+  if (ccw) throw new UsageError(`--snapshot-at: device ${ccw.type} is on ccw, which the snapshot format does not cover`);
+  const last = s.pm ? s.cycles : 0;
+  if (s.snapshotAt! > last) throw new UsageError(`--snapshot-at ${s.snapshotAt}: the run ${s.pm ? `has ${s.cycles} cycle(s)` : 'has no PM cycles (0 is after the I/O check)'}`);
+}
+
+/** The snapshot file after --snapshot-at N: one positional argument, and only with --snapshot-at. */
+function snapshotFile(s: RunSettings, positionals: string[]): string | undefined {
+  if (s.snapshotAt === undefined) {
+    if (positionals.length) throw new UsageError(`unexpected argument '${shown(positionals[0]!)}'`);
+    return undefined;
+  }
+  if (positionals.length !== 1) throw new UsageError('--snapshot-at N FILE: give one file to write');
+  return positionals[0]!;
+}
+
+/** The options a snapshot file keeps to run the same steps again: all but where this command writes. */
+function storedOptions(values: CliValues): StoredOptions {
+  const out: StoredOptions = {};
+  for (const [k, v] of Object.entries(values)) {
+    if (v === undefined || k === 'snapshot-at' || k === 'trace' || k === 'restore') continue;
+    out[k] = Array.isArray(v) ? v.map(String) : v;
+  }
+  return out;
+}
+
+/** `run --restore FILE [--json]`: the file's run, continued from its point. */
+async function restoreCommand(values: CliValues, positionals: string[]): Promise<number> {
+  const file = stringOpt(values, 'restore')!;
+  const extra = Object.keys(values).filter((k) => values[k] !== undefined && k !== 'restore' && k !== 'json');
+  if (extra.length || positionals.length) throw new UsageError(`--restore takes only --json (the file holds the run), got ${extra.length ? `--${extra[0]}` : `'${shown(positionals[0]!)}'`}`);
+  const snap = readRunSnapshot(file);
+  // The machine as the run built it (its own --json decided where consoles write); this command's --json decides the report.
+  const settings = parseSettings(snap.run.options);
+  const json = boolOpt(values, 'json');
+  const name = `snapshot file '${file}'`;
+  if (snap.run.scenario !== undefined) {
+    const { parseScenario, runScenarioCommand } = await import('../scenario/run-scenario.js');
+    const scenario = parseScenario(snap.run.scenario.text, snap.run.scenario.file, { json: settings.json });
+    if (snap.at >= scenario.steps.length) throw new UsageError(`${name}: step ${snap.at} is past the scenario's ${scenario.steps.length} steps`);
+    if (json && scenario.machine.devices.some((d) => consoleOutConflictsWithJson(d.type, d.options))) throw new UsageError(`${name}: its run writes console output to stdout; restore it without --json`);
+    settings.json = json;
+    settings.point = restorePoint(file, snap);
+    return runScenarioCommand(settings, scenario);
+  }
+  if (snap.at > (settings.pm ? settings.cycles : 0)) throw new UsageError(`${name}: point ${snap.at} is past the run's last cycle`);
+  if (settings.kernel === 'linux' || settings.devices.some((d) => d.transport === 'ccw')) throw new UsageError(`${name}: its run cannot be restored (Linux kernel or ccw devices)`);
+  if (json && settings.devices.some((d) => consoleOutConflictsWithJson(d.type, d.options ?? {}))) throw new UsageError(`${name}: its run writes console output to stdout; restore it without --json`);
+  settings.json = json;
+  settings.point = restorePoint(file, snap);
+  return runOptions(settings);
+}
+
+/** A run of the options' plan (or the Linux kernel's), printed. */
+async function runOptions(settings: RunSettings): Promise<number> {
+  const progress = settings.pm ? progressBar(settings.cycles, { json: settings.json }) : null;
+  if (progress) settings.onCycle = (done, total) => progress.update(done, total);
+  let r: RunReport;
+  try {
+    r = settings.kernel === 'linux' ? await executeLinuxRun(settings, RUN_LIMITS.reportWarnings) : await executePlan(buildPlan(settings));
+  } finally {
+    progress?.end();
+  }
+  process.stdout.write(settings.json ? formatJson(r) : formatText(r));
+  return r.ok ? 0 : 1;
 }
 
 /** What a run on the Linux kernel can do: its drivers, its transports, no trace yet. */
@@ -263,25 +355,30 @@ export const command: CliCommand = {
   usage:
     '[--device SPEC]... [--transport mmio|mmio-legacy|ccw] [--kernel model|linux] [--bus worker|inthread] [--bytes N]\n' +
     '        [--pm suspend|hibernate [--cycles N] [--power retain|reset|fresh|snapshot] [--hibernate-mode shutdown|platform]\n' +
-    '        [--fail PHASE:SLOT[:ERRNO]]...] [--json] [--trace FILE]\n' +
-    '   or: virtio-emu run --scenario FILE.json [--json] [--trace FILE]',
+    '        [--fail PHASE:SLOT[:ERRNO]]...] [--json] [--trace FILE] [--snapshot-at N FILE]\n' +
+    '   or: virtio-emu run --scenario FILE.json [--json] [--trace FILE] [--snapshot-at N FILE]\n' +
+    '   or: virtio-emu run --restore FILE [--json]',
   help: RUN_OPTIONS.map((o) => o.help).join('\n'),
   options: Object.fromEntries(RUN_OPTIONS.map((o) => [o.name, o.spec])),
-  async run(values) {
+  allowPositionals: true,
+  async run(values, positionals) {
+    if (values['restore'] !== undefined) return restoreCommand(values, positionals);
     const settings = parseSettings(values);
+    const file = snapshotFile(settings, positionals);
     if (settings.scenario !== undefined) {
-      const { runScenarioCommand } = await import('../scenario/run-scenario.js');
-      return runScenarioCommand(settings);
+      const { parseScenario: parse, readScenarioText, runScenarioCommand } = await import('../scenario/run-scenario.js');
+      const text = readScenarioText(settings.scenario);
+      const scenario = parse(text, settings.scenario, { json: settings.json });
+      if (file !== undefined) {
+        const at = settings.snapshotAt!;
+        if (at >= scenario.steps.length) throw new UsageError(`--snapshot-at ${at}: the scenario has ${scenario.steps.length} step(s) (0 to ${scenario.steps.length - 1})`);
+        const ccw = scenario.machine.devices.find((d) => d.transport === 'ccw');
+        if (ccw) throw new UsageError(`--snapshot-at: device ${ccw.name} is on ccw, which the snapshot format does not cover`);
+        settings.point = snapshotPoint(at, file, { options: storedOptions(values), scenario: { file: resolve(settings.scenario), text } });
+      }
+      return runScenarioCommand(settings, scenario);
     }
-    const progress = settings.pm ? progressBar(settings.cycles, { json: settings.json }) : null;
-    if (progress) settings.onCycle = (done, total) => progress.update(done, total);
-    let r: RunReport;
-    try {
-      r = settings.kernel === 'linux' ? await executeLinuxRun(settings, RUN_LIMITS.reportWarnings) : await executePlan(buildPlan(settings));
-    } finally {
-      progress?.end();
-    }
-    process.stdout.write(settings.json ? formatJson(r) : formatText(r));
-    return r.ok ? 0 : 1;
+    if (file !== undefined) settings.point = snapshotPoint(settings.snapshotAt!, file, { options: storedOptions(values) });
+    return runOptions(settings);
   },
 };

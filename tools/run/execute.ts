@@ -7,6 +7,7 @@ import { deviceName } from '../../core/uapi/ids.js';
 import type { TransportKind } from '../../emulator/board-contract.js';
 import { VirtioSystem, type SystemOptions } from '../system.js';
 import { RUN_LIMITS } from '../limits.js';
+import { UsageError } from '../usage-error.js';
 import { newPmSummary, type PmCycleReport, type PmLog, type PmSummary, type RunContext, type RunPlan } from './plan.js';
 
 export interface DeviceReport {
@@ -25,6 +26,8 @@ export interface DeviceReport {
 
 export interface RunReport {
   ok: boolean;
+  /** The run wrote a snapshot file, or continued from one (`at`: the step or cycle after which). */
+  checkpoint?: { kind: 'snapshot' | 'restore'; file: string; at: number };
   devices: DeviceReport[];
   pm?: PmCycleReport[];
   /** Present when pm[] does not list every cycle: what all of them did. */
@@ -43,11 +46,12 @@ export async function executePlan(plan: RunPlan): Promise<RunReport> {
     throw err;
   });
   recorder?.attachPm(sys.dpm);
-  const machine = sys.machine;
   const ctx: RunContext = {
     settings: plan.settings,
     sys,
-    machine,
+    get machine() {
+      return sys.machine;
+    },
     virtioBus: sys.kernel.virtioBus,
     devices: [],
     pm: [],
@@ -56,19 +60,26 @@ export async function executePlan(plan: RunPlan): Promise<RunReport> {
     errors: [],
     errorsDropped: 0,
   };
+  const point = plan.settings.point;
   try {
+    await point?.prepare?.(ctx);
     for (const step of plan.steps) {
       try {
         await step.run(ctx);
       } catch (err) {
+        // A snapshot file that cannot be used ends the command (exit 2).
+        if (err instanceof UsageError) throw err;
         ctx.errors.push(`${step.name}: ${describe(err)}`);
         // A dead or closed machine makes every later step meaningless.
         if (err instanceof BusError) break;
       }
     }
-    return report(ctx);
+    if (point && !point.done) ctx.errors.push(`${point.report.kind}: the run stopped before it reached its point (${point.at})`);
+    const r = report(ctx);
+    const { ok, ...rest } = r;
+    return point ? { ok, checkpoint: point.report, ...rest } : r;
   } finally {
-    await machine.close();
+    await sys.close();
     recorder?.close();
   }
 }

@@ -16,6 +16,12 @@ export function formatDevice(d: DeviceReport): string {
   );
 }
 
+/** The snapshot file a run wrote, or continued from. */
+export function formatCheckpoint(c: NonNullable<RunReport['checkpoint']>, scenario: boolean): string {
+  const point = scenario ? `steps[${c.at}]` : c.at === 0 ? 'the first I/O check' : `cycle ${c.at}`;
+  return c.kind === 'snapshot' ? `snapshot written to ${c.file} after ${point}` : `restored from ${c.file} after ${point} (the steps up to it ran again)`;
+}
+
 export function formatText(r: RunReport): string {
   const lines: string[] = [];
   if (r.devices.length === 0) lines.push('no virtio devices found');
@@ -35,6 +41,7 @@ export function formatText(r: RunReport): string {
     const results = Object.entries(s.results).map(([res, n]) => `${n} ${res === '0' ? 'ok' : res}`).join(', ');
     lines.push(`${s.cycles} cycles in all (${s.cycles - s.listed} not listed): ${results}; devices not ok after ${s.devicesNotOk}`);
   }
+  if (r.checkpoint) lines.push(formatCheckpoint(r.checkpoint, false));
   for (const w of r.warnings) lines.push(`warning: ${w}`);
   lines.push(r.ok ? 'ok' : 'FAILED');
   return `${lines.join('\n')}\n`;

@@ -42,6 +42,35 @@ export interface RunSettings {
   kernel: 'model' | 'linux';
   /** With the Linux kernel: the drivers to register, in match order (default its built-in order). */
   linuxDrivers?: string[];
+  /** --snapshot-at N: the point (a PM cycle, or a scenario step) after which a snapshot file is written. */
+  snapshotAt?: number;
+  /** Where the run writes a snapshot file, or puts the machine restored from one under the kernel (tools/run/checkpoint.ts). */
+  point?: RunPoint;
+}
+
+/**
+ * A point of a run: after scenario step `at` (its index), or after PM cycle
+ * `at` of an option run and the I/O check that follows it (0: after the
+ * first I/O check, before any cycle).
+ */
+export interface RunPoint {
+  readonly at: number;
+  /** What the report says about it. */
+  readonly report: { kind: 'snapshot' | 'restore'; file: string; at: number };
+  /** Once the system is up, before the first step. */
+  prepare?(ctx: RunContext): Promise<void>;
+  /** At the point (synchronous: it may be in the middle of a step). A UsageError ends the command as a usage error. */
+  reached(ctx: RunContext): void;
+  /** reached() ran. */
+  done: boolean;
+}
+
+/** Run the settings' point if the run is at it. */
+export function atPoint(ctx: RunContext, at: number): void {
+  const p = ctx.settings.point;
+  if (!p || p.at !== at || p.done) return;
+  p.done = true;
+  p.reached(ctx);
 }
 
 export function defaultSettings(): RunSettings {
@@ -95,6 +124,7 @@ export interface PmSummary {
 export interface RunContext {
   readonly settings: RunSettings;
   readonly sys: VirtioSystem;
+  /** The system's machine (a new one once a restore put it under the kernel). */
   readonly machine: Machine;
   /** The modelled kernel's virtio bus, with every driver registered. */
   readonly virtioBus: VirtioBus;
@@ -208,6 +238,7 @@ export const ioStep: RunStep = {
   name: 'io',
   run(ctx) {
     ctx.errors.push(...exerciseAll(ctx));
+    atPoint(ctx, 0);
   },
 };
 
@@ -250,6 +281,7 @@ export function pmStep(kind: 'suspend' | 'hibernate', cycles: number, power: Pow
         for (const f of fails) if (t.records.some((p) => p.phase === f.phase && p.slot === f.device)) fired.add(f);
         recordPmCycle(ctx, pmCycleReport(t, cycle, power, failures.length === 0));
         ctx.settings.onCycle?.(cycle, cycles);
+        atPoint(ctx, cycle);
       }
       for (const f of fails) {
         if (!fired.has(f)) ctx.errors.push(`--fail ${f.phase}:${f.device}: no such callback ran in a ${kind} cycle`);

@@ -1,7 +1,7 @@
 // What a scenario run reports: one entry per step (in the JSON document's
 // "scenario" field) and the short text summary `npm start` prints.
 import type { RunReport } from '../run/execute.js';
-import { formatDevice } from '../run/format.js';
+import { formatCheckpoint, formatDevice } from '../run/format.js';
 import type { StepKind } from './schema.js';
 
 export interface ScenarioStepReport {
@@ -50,6 +50,7 @@ export function formatScenarioText(r: ScenarioRunReport): string {
     }
   }
   for (const d of r.devices) lines.push(formatDevice(d));
+  if (r.checkpoint) lines.push(formatCheckpoint(r.checkpoint, true));
   for (const w of r.warnings) lines.push(`warning: ${w}`);
   lines.push(r.ok ? 'ok' : 'FAILED');
   return `${lines.join('\n')}\n`;

@@ -8,7 +8,7 @@ import { BusError } from '../../core/bus.js';
 import type { PmInjection } from '../../core/pm/dpm.js';
 import { executePlan } from '../run/execute.js';
 import { formatJson } from '../run/format.js';
-import { buildPlan, defaultSettings, probeStep, type RunPlan, type RunSettings, type RunStep } from '../run/plan.js';
+import { atPoint, buildPlan, defaultSettings, probeStep, type RunPlan, type RunSettings, type RunStep } from '../run/plan.js';
 import { UsageError } from '../usage-error.js';
 import type { MachineDevice } from '../../emulator/machine.js';
 import { progressBar } from './progress.js';
@@ -34,7 +34,7 @@ function jsonErrorMessage(text: string, err: unknown): string {
  * A scenario file's text: at most SCENARIO_LIMITS.maxFileBytes are read,
  * whatever the file is (a FIFO or /dev/zero has no size to check first).
  */
-function readScenarioText(file: string): string {
+export function readScenarioText(file: string): string {
   const cant = (e: NodeJS.ErrnoException): UsageError => {
     const why = e.code === 'ENOENT' ? 'no such file' : e.code === 'EACCES' ? 'permission denied' : e.code === 'EISDIR' ? 'is a directory' : (e.code ?? e.message);
     return new UsageError(`cannot read scenario '${file}': ${why}`);
@@ -70,7 +70,11 @@ function readScenarioText(file: string): string {
 
 /** Read, parse and validate a scenario file; usage errors (exit 2) for every way it can be wrong. */
 export function loadScenario(file: string, opts: Omit<ValidateOptions, 'file'> = {}): Scenario {
-  const text = readScenarioText(file);
+  return parseScenario(readScenarioText(file), file, opts);
+}
+
+/** A scenario file's text (as loadScenario read it), parsed and validated; relative paths resolve against `file`. */
+export function parseScenario(text: string, file: string, opts: Omit<ValidateOptions, 'file'> = {}): Scenario {
   let raw: unknown;
   try {
     raw = JSON.parse(text);
@@ -132,6 +136,7 @@ export function scenarioPlan(scenario: Scenario, base: RunSettings = defaultSett
         // A dead machine: let the run stop as it does for any step.
         if (err instanceof BusError) throw err;
       }
+      if (r.result === 'ok') atPoint(ctx, index);
     },
   }));
   plan.steps = [probeStep, ...steps];
@@ -155,8 +160,7 @@ export async function runScenario(scenario: Scenario, base: RunSettings = defaul
 }
 
 /** The CLI path: settings from `run --scenario FILE [--json]`. */
-export async function runScenarioCommand(settings: RunSettings): Promise<number> {
-  const scenario = loadScenario(settings.scenario!, { json: settings.json });
+export async function runScenarioCommand(settings: RunSettings, scenario: Scenario = loadScenario(settings.scenario!, { json: settings.json })): Promise<number> {
   const progress = progressBar(totalCycles(scenario), { json: settings.json });
   if (progress) settings.onCycle = (done, total) => progress.update(done, total);
   let r: ScenarioRunReport;
