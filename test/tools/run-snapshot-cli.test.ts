@@ -54,7 +54,7 @@ function edited(from: string, name: string, change: (top: DocData) => void): str
   return f;
 }
 
-describe('run --snapshot-at and --restore', () => {
+describe('HI-43 run --snapshot-at and --restore', () => {
   it('an option run: the snapshot after cycle 1, restored, reports what the uninterrupted run did', () => {
     const whole = run(...OPTIONS);
     expect(whole.code, whole.stderr).toBe(0);
