@@ -83,7 +83,7 @@ describe('HI-40: machine options are checked before anything is allocated', () =
   it('an unknown power model is refused before the transition starts', async () => {
     const sys = await VirtioSystem.create({ devices: ['rng'], bus: 'inthread' });
     try {
-      expect(() => sys.suspend({ power: 'off' as never })).toThrow(/power must be retain, reset, fresh, got 'off'/);
+      expect(() => sys.suspend({ power: 'off' as never })).toThrow(/power must be retain, reset, fresh, snapshot, got 'off'/);
       expect(() => sys.hibernate({ power: 'off' as never })).toThrow(RangeError);
       expect(sys.dpm.record).toEqual([]);
       expect(sys.suspend().result).toBe(0);
