@@ -94,7 +94,7 @@ describe.skipIf(!built)('Linux system sleep', () => {
   });
 
   describe.each<TransportKind>(['mmio', 'mmio-legacy'])('over %s', (transport) => {
-    describe.each<LinuxPowerModel>(['retain', 'reset', 'fresh'])('suspend with power %s', (power) => {
+    describe.each<LinuxPowerModel>(['retain', 'reset', 'fresh', 'snapshot'])('suspend with power %s', (power) => {
       it('rng (freeze/restore) and rtc (noirq pair) both work after three cycles', async () => {
         const { sys } = await bootTraced(['rng', 'rtc'], ['virtio_rng', 'virtio_rtc_noirq'], { transport });
         const ok = transport === 'mmio' ? 0x0f : 0x07;
@@ -462,6 +462,8 @@ describe.skipIf(!built)('Linux system sleep', () => {
       ['reset', 'mmio'],
       ['retain', 'mmio'],
       ['fresh', 'mmio-legacy'],
+      ['snapshot', 'mmio'],
+      ['snapshot', 'mmio-legacy'],
     ])('power %s over %s: the boot kernel probes and quiesces, the original instance restores through restore_noirq', async (power, transport) => {
       const { sys, trace } = await bootTraced(['rng', 'rtc'], ['virtio_rng', 'virtio_rtc_noirq'], { transport });
       const image = sys.kernel;
