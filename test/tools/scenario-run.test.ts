@@ -103,6 +103,22 @@ describe('PM steps', () => {
     expect(r.ok).toBe(true);
   });
 
+  it('power snapshot in pm steps: the devices come back from their saved state, the disk keeps its data', async () => {
+    const { r, steps } = await run(
+      [{ type: 'blk', options: { size: '4M' } }, { type: 'console', options: { out: 'none' } }, { type: 'rtc' }],
+      [
+        { do: 'blk-write', device: 'blk', sector: 8, count: 16, seed: 5 },
+        { do: 'pm', kind: 'suspend', power: 'snapshot', cycles: 2 },
+        { do: 'pm', kind: 'hibernate', power: 'snapshot', mode: 'platform' },
+        { do: 'console-input', device: 'console', text: 'still here' },
+        { do: 'blk-verify', device: 'blk' },
+      ],
+    );
+    expect(steps.map((s) => s.result)).toEqual(['ok', 'ok', 'ok', 'ok', 'ok']);
+    expect(steps[1]!.detail).toMatch(/^suspend x2 \(power snapshot\): ok/);
+    expect(r.ok).toBe(true);
+  });
+
   it('an injected failure with its expected outcome passes; the injection is gone for the next step', async () => {
     const { r, steps } = await run(
       [{ type: 'rng' }, { type: 'rtc' }],
