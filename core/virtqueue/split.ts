@@ -174,7 +174,9 @@ export class SplitVirtqueue<T = unknown> implements Virtqueue<T> {
 
   addSgs(sgs: Sg[], outSgs: number, inSgs: number, data: T): number {
     if (sgs.length < outSgs + inSgs) throw new KernelBug('virtqueue_add_sgs', 'fewer sg entries than out_sgs + in_sgs');
-    return this.addSplit(sgs.slice(0, outSgs + inSgs), outSgs, data);
+    // The add reads the list and keeps nothing of it: copy only to drop extra entries.
+    const n = outSgs + inSgs;
+    return this.addSplit(sgs.length === n ? sgs : sgs.slice(0, n), outSgs, data);
   }
 
   addOutbuf(sg: Sg[], data: T): number {
