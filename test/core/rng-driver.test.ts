@@ -8,7 +8,7 @@ import { VIRTRNG_DATA_SIZE, hwrngList, rngOptions, virtioRngDriver, virtioRngRea
 import { kernel } from '../../core/kernel.js';
 import { ENODEV, ETIMEDOUT } from '../../core/uapi/errno.js';
 import { VIRTIO_ID_RNG } from '../../core/uapi/ids.js';
-import { VirtioBus, registerVirtioDriver } from '../../core/virtio.js';
+import { KernelBug, VirtioBus, registerVirtioDriver } from '../../core/virtio.js';
 import { Machine, type BusKind, type MachineDevice } from '../../emulator/machine.js';
 import { virtioMmioPmOps, virtioMmioRemove, virtioMmioScan, type VirtioMmioDevice } from '../../transports/mmio/index.js';
 
@@ -84,6 +84,20 @@ describe.each(['worker', 'inthread'] as BusKind[])('virtio-rng over the %s bus',
     expect(read(dev, 700).length).toBe(700);
     expect(virtioRngStats(dev).bytes).toBe(1200);
     expect(kernel.warnings).toEqual([]);
+  });
+
+  it('a second freeze without a restore between (remove_common twice: a double free in Linux) is a kernel bug, and frees nothing allocated since', async () => {
+    const { m, devs } = await rngMachine(kind);
+    const dev = devs[0]!;
+    const data = virtrngInfo(dev)!.data;
+    expect(virtioMmioPmOps.freeze(dev)).toBe(0);
+    // The next owner of the rng's buffer.
+    const dma = dmaFor(m.mem);
+    const other = dma.alloc(VIRTRNG_DATA_SIZE, VIRTRNG_DATA_SIZE);
+    expect(other).toBe(data);
+    expect(() => virtioMmioPmOps.freeze(dev)).toThrow(KernelBug);
+    expect(dma.sizeOf(other!)).toBe(VIRTRNG_DATA_SIZE);
+    kernel.clear();
   });
 
   it('fails reads with -ENODEV once the device is removed', async () => {

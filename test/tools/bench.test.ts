@@ -44,7 +44,23 @@ describe('virtio-emu bench', () => {
     for (const name of ['sab.pingpong', 'mmio.write32.reset.trap', 'peer.qemu.qtest.read32', 'pm.suspend_cycle.32dev', 'rng.rtt16', 'blk.read4k.qd64', 'idle.worker.cpu']) {
       expect(stdout).toContain(name);
     }
+    for (const name of ['ring.rng.packed', 'blk.read4k.qd64.packed', 'blk.write4k.qd64.packed']) {
+      expect(stdout).toMatch(new RegExp(`^${name.replaceAll('.', '\\.')} +\\S.*packed ring`, 'm'));
+    }
   });
+
+  it('the ring cases run on the layout their name says: split unless named .packed, compared with the split case', async () => {
+    const report = await runBench({ quick: true, filter: 'ring.rng.eventidx_on,ring.rng.packed,blk.write4k.qd64', contendLevels: [] });
+    expect(report.results.map((r) => [r.name, r['ring'], r.ratio_to])).toEqual([
+      ['ring.rng.eventidx_on', 'split', 'sab.ring'],
+      ['ring.rng.packed', 'packed', 'ring.rng.eventidx_on'],
+      ['blk.write4k.qd64', 'split', 'blk.write4k.qd1'],
+      ['blk.write4k.qd64.packed', 'packed', 'blk.write4k.qd64'],
+    ]);
+    for (const r of report.results) expect(r.error).toBeUndefined();
+    const packed = report.results[1]!;
+    expect(packed.ratio).toBeCloseTo(packed.median_ns / report.results[0]!.median_ns, 6);
+  }, 120_000);
 });
 
 describe('runner', () => {
