@@ -87,29 +87,41 @@ function describe(err: unknown): string {
 export function placeDevices(devices: (MachineDevice | string)[], slots: number, knownTypes?: readonly string[]): (DeviceSpec | null)[] {
   if (!Array.isArray(devices)) throw new RangeError('devices must be an array');
   if (devices.length > slots) throw new RangeError(`no free slot: ${devices.length} devices for ${slots} slots`);
-  const table: (DeviceSpec | null)[] = new Array<DeviceSpec | null>(slots).fill(null);
   const norm = devices.map((d) => checkDevice(typeof d === 'string' ? { type: d } : d, knownTypes));
-  const toSpec = (d: MachineDevice): DeviceSpec => ({
-    type: d.type,
-    transport: d.transport ?? 'mmio',
-    ...(d.options ? { options: d.options } : {}),
-  });
-  for (const d of norm) {
+  const table: (DeviceSpec | null)[] = new Array<DeviceSpec | null>(slots).fill(null);
+  for (const [i, slot] of assignSlots(norm, slots).entries()) {
+    const d = norm[i]!;
+    table[slot] = { type: d.type, transport: d.transport ?? 'mmio', ...(d.options ? { options: d.options } : {}) };
+  }
+  return table;
+}
+
+/**
+ * The slot each device lands in, in the order given: explicit slots first,
+ * the rest in order into the lowest free slots. A RangeError for a slot out
+ * of range, two devices in one slot, or no free slot left.
+ */
+export function assignSlots(devices: readonly Pick<MachineDevice, 'type' | 'slot'>[], slots: number): number[] {
+  const holder: (string | undefined)[] = new Array<string | undefined>(slots);
+  const out: number[] = new Array<number>(devices.length);
+  for (const [i, d] of devices.entries()) {
     if (d.slot === undefined) continue;
     if (!Number.isInteger(d.slot) || d.slot < 0 || d.slot >= slots) {
       throw new RangeError(`device ${d.type}: slot ${d.slot} out of range 0..${slots - 1}`);
     }
-    if (table[d.slot]) throw new RangeError(`device ${d.type}: slot ${d.slot} already holds ${table[d.slot]!.type}`);
-    table[d.slot] = toSpec(d);
+    if (holder[d.slot] !== undefined) throw new RangeError(`device ${d.type}: slot ${d.slot} already holds ${holder[d.slot]}`);
+    holder[d.slot] = d.type;
+    out[i] = d.slot;
   }
   let next = 0;
-  for (const d of norm) {
+  for (const [i, d] of devices.entries()) {
     if (d.slot !== undefined) continue;
-    while (next < slots && table[next]) next++;
+    while (next < slots && holder[next] !== undefined) next++;
     if (next >= slots) throw new RangeError(`no free slot for device ${d.type} (${slots} slots)`);
-    table[next] = toSpec(d);
+    holder[next] = d.type;
+    out[i] = next;
   }
-  return table;
+  return out;
 }
 
 const show = (v: unknown): string => (typeof v === 'string' ? `'${v.length > 40 ? `${v.slice(0, 37)}...` : v}'` : String(v));
