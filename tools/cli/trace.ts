@@ -36,11 +36,6 @@ function show(values: CliValues, args: string[]): number {
   const filter = new EventFilter(showFilter(values));
   const json = boolOpt(values, 'json');
   const trace = openTrace(args[0]!, { partial: boolOpt(values, 'partial') });
-  // `trace show FILE | head` closes the pipe early: that is not an error.
-  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
-    if (err.code === 'EPIPE') process.exit(0);
-    throw err;
-  });
   // Streams: events are read, filtered and printed a batch at a time. A
   // problem found before the first batch is printed prints nothing.
   let lines: string[] = [json ? JSON.stringify(trace.header) : formatHeader(trace.header)];
