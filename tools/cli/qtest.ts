@@ -6,24 +6,7 @@ import { MACHINE_LIMITS, Machine, type BusKind } from '../../emulator/machine.js
 import { QTEST_LIMITS, openStreamSession, serveSocket } from '../qtest/server.js';
 import { UsageError, intOpt, shown, sizeOpt, stringOpt, stringsOpt, type CliCommand } from './args.js';
 import { checkDevices, parseDeviceArg } from './device-arg.js';
-
-/** Resolves on the first SIGINT or SIGTERM; the handlers are removed by the returned stop(). */
-function onStopSignal(): { signalled: Promise<void>; stop: () => void } {
-  let fire: () => void = () => {};
-  const signalled = new Promise<void>((resolve) => {
-    fire = resolve;
-  });
-  const handler = (): void => fire();
-  process.on('SIGINT', handler);
-  process.on('SIGTERM', handler);
-  return {
-    signalled,
-    stop: () => {
-      process.off('SIGINT', handler);
-      process.off('SIGTERM', handler);
-    },
-  };
-}
+import { listenForStop } from './stop-signal.js';
 
 export const command: CliCommand = {
   name: 'qtest',
@@ -74,7 +57,7 @@ export const command: CliCommand = {
       if (err instanceof RangeError) throw new UsageError(err.message);
       throw err;
     }
-    const signals = onStopSignal();
+    const signals = listenForStop();
     try {
       const socket = stringOpt(values, 'socket');
       if (socket === undefined) {
@@ -95,7 +78,7 @@ export const command: CliCommand = {
       await server.close();
       return 0;
     } finally {
-      signals.stop();
+      signals.dispose();
       await machine.close();
     }
   },

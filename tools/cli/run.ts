@@ -25,6 +25,7 @@ import { PLATFORM } from '../../core/bus.js';
 import { RUN_LIMITS } from '../limits.js';
 import { UsageError, boolOpt, intOpt, shown, stringOpt, stringsOpt, type CliCommand, type CliOptions, type CliValues } from './args.js';
 import { checkDevices, parseDeviceArg } from './device-arg.js';
+import { listenForStop, signalExitCode } from './stop-signal.js';
 
 const POWER_MODELS: PowerModel[] = ['retain', 'reset', 'fresh'];
 
@@ -276,13 +277,18 @@ export const command: CliCommand = {
     }
     const progress = settings.pm ? progressBar(settings.cycles, { json: settings.json }) : null;
     if (progress) settings.onCycle = (done, total) => progress.update(done, total);
+    // SIGINT/SIGTERM: stop after the cycle under way and report what ran.
+    const stop = listenForStop();
+    settings.stopRequested = () => stop.signal;
     let r: RunReport;
     try {
       r = settings.kernel === 'linux' ? await executeLinuxRun(settings, RUN_LIMITS.reportWarnings) : await executePlan(buildPlan(settings));
     } finally {
       progress?.end();
+      stop.dispose();
     }
     process.stdout.write(settings.json ? formatJson(r) : formatText(r));
+    if (stop.signal) return signalExitCode(stop.signal);
     return r.ok ? 0 : 1;
   },
 };
