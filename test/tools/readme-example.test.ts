@@ -29,12 +29,15 @@ it('the embedding example in README.md runs and prints what the README says', as
   }
 });
 
-it('the scenario example in README.md is valid and passes', async () => {
+it('the scenario block in README.md is scenarios/default.json, and its pm step example passes added to it', async () => {
   const readme = readFileSync(`${root}README.md`, 'utf8');
   const section = readme.slice(readme.indexOf('### Scenario files'));
-  const scenario = /```json\n([\s\S]*?)```/.exec(section)![1]!;
+  const [shown, step] = [...section.matchAll(/```json\n([\s\S]*?)```/g)].map((m) => m[1]!);
+  expect(shown).toBe(readFileSync(`${root}scenarios/default.json`, 'utf8'));
+  const scenario = JSON.parse(shown!) as { steps: unknown[] };
+  scenario.steps.push(JSON.parse(step!));
   const file = `${root}dist/readme-scenario.json`;
-  writeFileSync(file, scenario);
+  writeFileSync(file, JSON.stringify(scenario));
   try {
     const { stdout } = await promisify(execFile)(process.execPath, [`${root}dist/tools/cli.js`, 'run', '--scenario', file, '--json'], {
       timeout: 60_000,
@@ -43,9 +46,10 @@ it('the scenario example in README.md is valid and passes', async () => {
     expect(r.ok).toBe(true);
     expect(r.pm.map((c) => [c.kind, c.result, c.failedStep ?? null])).toEqual([
       ['suspend', '0', null],
+      ['hibernate', '0', null],
       ['hibernate', '-EBUSY', 'freeze_noirq'],
     ]);
   } finally {
     rmSync(file, { force: true });
   }
-});
+}, 60_000);
