@@ -6,7 +6,7 @@ import { Worker } from 'node:worker_threads';
 import { BusError, PLATFORM, type Bus, type GuestMemory } from '../core/bus.js';
 import { MMIO_WINDOW_SIZE } from '../core/uapi/mmio.js';
 import type { Board, BoardConfig, ControlRequest, ControlResponse, DeviceOptionValue, DeviceSpec, TransportKind } from './board-contract.js';
-import { deviceTypes } from './devices/catalog.js';
+import { deviceTypes, type CustomDeviceType, type DeviceType } from './devices/catalog.js';
 import { IrqController, IrqDeviceLines, createIrqState } from './irq/controller.js';
 import { MB, createMailbox, type MailboxBuffers } from './bus/mailbox.js';
 import { MailboxBus } from './bus/mailbox-driver.js';
@@ -18,16 +18,20 @@ export type BusKind = 'worker' | 'inthread';
 
 /** A device to plug in; `slot` defaults to the lowest free slot, in order. */
 export interface MachineDevice {
-  type: string;
+  /** A built-in model ('rng', 'blk', 'console', 'rtc'), or customDeviceType('name') for one of your own. */
+  type: DeviceType | CustomDeviceType;
   /** Default 'mmio'. */
   transport?: TransportKind;
   options?: Record<string, DeviceOptionValue>;
   slot?: number;
 }
 
+/** A device, or a device type alone (that device on mmio, in the next free slot). */
+export type MachineDeviceEntry = MachineDevice | DeviceType | CustomDeviceType;
+
 export interface MachineOptions {
-  /** Devices in slot order (the first one lands in slot 0); a string is a type on mmio. */
-  devices?: (MachineDevice | string)[];
+  /** Devices in slot order (the first one lands in slot 0). */
+  devices?: MachineDeviceEntry[];
   /** virtio-mmio windows; slot i drives irq line i (default 32). */
   slots?: number;
   /** Guest RAM bytes at PLATFORM.RAM_BASE (default 64 MiB; the length of `ram` when given). */
@@ -84,7 +88,7 @@ function describe(err: unknown): string {
 }
 
 /** Place devices: explicit slots first, the rest in order into the lowest free slots. */
-export function placeDevices(devices: (MachineDevice | string)[], slots: number, knownTypes?: readonly string[]): (DeviceSpec | null)[] {
+export function placeDevices(devices: readonly MachineDeviceEntry[], slots: number, knownTypes?: readonly string[]): (DeviceSpec | null)[] {
   if (!Array.isArray(devices)) throw new RangeError('devices must be an array');
   if (devices.length > slots) throw new RangeError(`no free slot: ${devices.length} devices for ${slots} slots`);
   const norm = devices.map((d) => checkDevice(typeof d === 'string' ? { type: d } : d, knownTypes));

@@ -24,7 +24,7 @@ function usage(command: string, r: ReturnType<typeof cli>, message: RegExp): voi
 
 describe('qtest usage errors: exit 2, one line, before a worker starts', () => {
   it.each<[string, string[], RegExp]>([
-    ['unknown device type, with the list run gives', ['--device', 'nvme'], /--device nvme: unknown device type 'nvme' \(known: blk, console, rng, rtc\)$/],
+    ['unknown device type, with the list run gives', ['--device', 'nvme'], /--device: unknown device type 'nvme' \(known: blk, console, rng, rtc\)$/],
     ['unknown device option, naming the known ones', ['--device', 'rng,foo=bar'], /--device rng: unknown option 'foo' \(known: queueSize, maxRequestBytes\)$/],
     ['a ccw device, which qtest cannot reach', ['--device', 'rng,transport=ccw'], /--device rng: qtest serves virtio-mmio only \(transport mmio or mmio-legacy\), not ccw$/],
     ['a bad ring option', ['--device', 'rng,packed=maybe'], /--device rng: option packed must be true or false/],

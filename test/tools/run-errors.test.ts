@@ -39,7 +39,7 @@ function usage(r: ReturnType<typeof run>, message: RegExp): void {
 
 describe('usage errors: exit 2, one line, no stack', () => {
   it.each<[string, string[], RegExp]>([
-    ['unknown device', ['--device', 'nvme'], /no driver for device type 'nvme'/],
+    ['unknown device', ['--device', 'nvme'], /^virtio-emu run: --device: unknown device type 'nvme' \(known: blk, console, rng, rtc\)$/],
     ['unknown device option', ['--device', 'blk,bogus=1'], /--device blk: unknown option 'bogus'/],
     ['bad device option value', ['--device', 'blk,size=huge'], /--device blk: option size 'huge' is not a size/],
     ['unreadable disk image', ['--device', 'blk,file=/nonexistent/disk.img,ro=true'], /cannot open '\/nonexistent\/disk\.img': no such file or directory/],

@@ -16,9 +16,14 @@ function contendLevels(text: string): number[] {
   return levels.filter((n) => n > 0);
 }
 
-/** Progress on stderr: each row as it is measured on a terminal; elsewhere (a log) one short line per case, the table being printed once at the end. */
-function progress(json: boolean): (r: BenchResult, done: number, total: number) => void {
-  if (process.stderr.isTTY && !json) return (r) => process.stderr.write(`${formatRow(r)}\n`);
+/**
+ * Progress on stderr: each row as it is measured on a terminal; elsewhere
+ * (a log) one short line per case, the table being printed once at the end;
+ * none with --json.
+ */
+function progress(json: boolean): ((r: BenchResult, done: number, total: number) => void) | undefined {
+  if (json) return undefined;
+  if (process.stderr.isTTY) return (r) => process.stderr.write(`${formatRow(r)}\n`);
   return (r, done, total) => process.stderr.write(`bench: ${done}/${total} ${r.name}${r.error ? ' FAILED' : r.skipped ? ' skipped' : ''}\n`);
 }
 
@@ -38,8 +43,8 @@ export const command: CliCommand = {
     '               without --quick; 0: none). With --filter, applies to the cases it picks',
     '--list         list the cases and exit',
     '--board URL    module exporting createBoard (default: the real board)',
-    'Progress goes to stderr: the rows as they are measured on a terminal, one short line per',
-    'case otherwise; the table (or JSON) goes to stdout at the end.',
+    'Progress goes to stderr (none with --json): the rows as they are measured on a terminal,',
+    'one short line per case otherwise; the table (or JSON) goes to stdout at the end.',
   ].join('\n'),
   options: {
     json: { type: 'boolean' },
@@ -66,12 +71,13 @@ export const command: CliCommand = {
     if (filter !== undefined && plan(allCases, filter, contendLevelList, quick).length === 0) {
       throw new UsageError(`--filter: no case matches '${shown(filter)}' (bench --list names them)`);
     }
+    const onResult = progress(json);
     const report = await runBench({
       quick,
       ...(filter !== undefined ? { filter } : {}),
       ...(contendLevelList !== undefined ? { contendLevels: contendLevelList } : {}),
       ...(board !== undefined ? { boardModule: new URL(board, `file://${process.cwd()}/`).href } : {}),
-      onResult: progress(json),
+      ...(onResult ? { onResult } : {}),
     });
     const out = json ? JSON.stringify(report, null, 2) : markdown ? formatMarkdown(report) : formatTable(report);
     process.stdout.write(`${out}\n`);

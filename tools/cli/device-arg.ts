@@ -3,6 +3,7 @@
 // and the checks that make a bad one a usage error before a worker starts.
 import { PLATFORM } from '../../core/bus.js';
 import type { DeviceOptionValue, TransportKind } from '../../emulator/board-contract.js';
+import { deviceTypes, knownDeviceType } from '../../emulator/devices/catalog.js';
 import { MACHINE_LIMITS, assignSlots, type MachineDevice } from '../../emulator/machine.js';
 import { preflightDevice } from '../scenario/preflight.js';
 import { UsageError, shown } from './args.js';
@@ -17,8 +18,10 @@ const MAX_DEVICE_ARG = MACHINE_LIMITS.maxOptionLength + 256;
  */
 export function parseDeviceArg(arg: string): MachineDevice {
   if (arg.length > MAX_DEVICE_ARG) throw new UsageError(`--device: argument longer than ${MAX_DEVICE_ARG} characters`);
-  const [type, ...rest] = arg.split(',');
-  if (!type || !/^[a-z0-9-]+$/i.test(type)) throw new UsageError(`--device: bad device type in '${shown(arg)}'`);
+  const [name, ...rest] = arg.split(',');
+  if (!name || !/^[a-z0-9-]+$/i.test(name)) throw new UsageError(`--device: bad device type in '${shown(arg)}'`);
+  const type = knownDeviceType(name);
+  if (type === null) throw new UsageError(`--device: unknown device type '${shown(name)}' (known: ${deviceTypes().join(', ')})`);
   const dev: MachineDevice = { type };
   const options: Record<string, DeviceOptionValue> = {};
   const seen = new Set<string>();

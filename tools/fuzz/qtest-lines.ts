@@ -108,7 +108,7 @@ export class QtestLineFuzz {
   private constructor(readonly machine: Machine) {}
 
   static async create(): Promise<QtestLineFuzz> {
-    const machine = await Machine.create({ devices: ['rng', 'blk', 'console'].map((type) => ({ type, ...(type === 'console' ? { options: { out: 'none' } } : {}) })), slots: SLOTS, ramSize: RAM_SIZE, bus: 'inthread' });
+    const machine = await Machine.create({ devices: (['rng', 'blk', 'console'] as const).map((type) => ({ type, ...(type === 'console' ? { options: { out: 'none' } } : {}) })), slots: SLOTS, ramSize: RAM_SIZE, bus: 'inthread' });
     return new QtestLineFuzz(machine);
   }
 

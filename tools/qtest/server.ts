@@ -14,7 +14,7 @@
 import * as net from 'node:net';
 import { existsSync, lstatSync, unlinkSync } from 'node:fs';
 import type { Readable, Writable } from 'node:stream';
-import { BusError, type AccessWidth } from '../../core/bus.js';
+import { BusError, read64, write64, type AccessWidth } from '../../core/bus.js';
 import type { Machine } from '../../emulator/machine.js';
 
 export const QTEST_LIMITS = {
@@ -356,11 +356,8 @@ export class QtestSession {
       return BigInt(width === 1 ? view.getUint8(o) : width === 2 ? view.getUint16(o, true) : view.getUint32(o, true));
     }
     const bus = this.machine.bus;
-    if (width !== 8) return BigInt(bus.read(addr, width));
-    // The bus carries at most 32 bits: a 64-bit access is two, low half first (BI-21).
-    const lo = bus.read(addr, 4);
-    const hi = bus.read(addr + 4, 4);
-    return (BigInt(hi) << 32n) | BigInt(lo);
+    // The bus carries at most 32 bits: a 64-bit access is two, low word first (BI-21).
+    return width === 8 ? read64(bus, addr) : BigInt(bus.read(addr, width));
   }
 
   private writeN(addr: number, width: 1 | 2 | 4 | 8, value: bigint): void {
@@ -374,13 +371,8 @@ export class QtestSession {
       else view.setUint8(o, Number(masked));
       return;
     }
-    const bus = this.machine.bus;
-    if (width !== 8) {
-      bus.write(addr, width, Number(masked));
-      return;
-    }
-    bus.write(addr, 4, Number(masked & 0xffff_ffffn));
-    bus.write(addr + 4, 4, Number(masked >> 32n));
+    if (width === 8) write64(this.machine.bus, addr, masked);
+    else this.machine.bus.write(addr, width, Number(masked));
   }
 
   private *readBytes(addr: number, len: number): Generator<undefined, Uint8Array, void> {

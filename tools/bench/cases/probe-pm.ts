@@ -6,6 +6,7 @@ import { virtioRngDriver } from '../../../core/drivers/rng.js';
 import { virtioRtcNoirqDriver } from '../../../core/drivers/rtc.js';
 import { kernel } from '../../../core/kernel.js';
 import { unregisterVirtioDevice, type VirtioDriver } from '../../../core/virtio.js';
+import type { DeviceType } from '../../../emulator/devices/catalog.js';
 import { KernelInstance, VirtioSystem } from '../../system.js';
 import { CountingBus } from '../counting-bus.js';
 import type { BenchCase, BenchContext, BenchInstance } from '../case.js';
@@ -13,7 +14,7 @@ import type { BenchCase, BenchContext, BenchInstance } from '../case.js';
 /** Boot a system whose kernel reaches the machine through a CountingBus. */
 export async function countedSystem(
   ctx: BenchContext,
-  type: string,
+  type: DeviceType,
   count: number,
   drivers: VirtioDriver[],
   ramSize = 64 << 20,
