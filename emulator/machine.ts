@@ -13,6 +13,7 @@ import { MailboxBus } from './bus/mailbox-driver.js';
 import { InThreadBus } from './bus/inthread.js';
 import type { CreateBoard, WorkerData } from './worker.js';
 import { waitAsync } from './bus/atomics.js';
+import { CLOCK_MODES, type ClockMode } from './virtio/clock.js';
 
 export type BusKind = 'worker' | 'inthread';
 
@@ -49,6 +50,12 @@ export interface MachineOptions {
   startTimeoutMs?: number;
   /** Module exporting createBoard(config, ram, irq); default the real board, emulator/board.js. */
   boardModule?: string | URL;
+  /**
+   * The virtual clock device timers and the rtc follow: 'host' (default)
+   * runs with the host's time; 'manual' moves only by control({ op: 'clock' })
+   * (qtest's clock_step/clock_set), as QEMU's under -accel qtest.
+   */
+  clock?: ClockMode;
 }
 
 export interface PluggedDevice {
@@ -197,6 +204,7 @@ export function buildBoardConfig(opts: MachineOptions = {}): BoardConfig {
     throw new RangeError(`ramSize ${show(ramSize)} must be at least ${MACHINE_LIMITS.minRamSize} and end below 4 GiB (at most ${MACHINE_LIMITS.maxRamSize} bytes)`);
   }
   checkAddressMap(ramSize, slots);
+  if (opts.clock !== undefined && !CLOCK_MODES.includes(opts.clock)) throw new RangeError(`clock must be ${CLOCK_MODES.join(' or ')}, got ${show(opts.clock)}`);
   // Device types are only known for the real board; a test board has its own.
   const knownTypes = opts.boardModule === undefined ? deviceTypes() : undefined;
   return {
@@ -205,6 +213,7 @@ export function buildBoardConfig(opts: MachineOptions = {}): BoardConfig {
     mmioBase: PLATFORM.MMIO_BASE,
     slots,
     devices: placeDevices(opts.devices ?? [], slots, knownTypes),
+    ...(opts.clock !== undefined ? { clock: opts.clock } : {}),
   };
 }
 

@@ -3,6 +3,7 @@
 // its next slice), close the machine and exit 0.
 import { PLATFORM } from '../../core/bus.js';
 import { MACHINE_LIMITS, Machine, type BusKind } from '../../emulator/machine.js';
+import { CLOCK_MODES, type ClockMode } from '../../emulator/virtio/clock.js';
 import { QTEST_LIMITS, openStreamSession, serveSocket } from '../qtest/server.js';
 import { UsageError, intOpt, shown, sizeOpt, stringOpt, stringsOpt, type CliCommand } from './args.js';
 import { checkDevices, parseDeviceArg } from './device-arg.js';
@@ -11,7 +12,7 @@ import { listenForStop } from './stop-signal.js';
 export const command: CliCommand = {
   name: 'qtest',
   summary: "serve QEMU's qtest protocol over a machine",
-  usage: '[--device TYPE[,transport=mmio|mmio-legacy][,slot=N][,k=v|flag]]... [--socket PATH] [--slots N] [--ram-size BYTES] [--bus worker|inthread]',
+  usage: '[--device TYPE[,transport=mmio|mmio-legacy][,slot=N][,k=v|flag]]... [--socket PATH] [--slots N] [--ram-size BYTES] [--bus worker|inthread] [--clock manual|host]',
   help: [
     '--device SPEC     plug a device; the first goes in slot 0 (repeatable, at most --slots)',
     '--socket PATH     listen on a unix socket instead of stdin/stdout',
@@ -19,6 +20,8 @@ export const command: CliCommand = {
     `--slots N         virtio-mmio windows, 1 to ${MACHINE_LIMITS.maxSlots} (default 32)`,
     `--ram-size BYTES  guest RAM at 0x40000000, ${MACHINE_LIMITS.minRamSize} to ${MACHINE_LIMITS.maxRamSize} (3G); K/M/G allowed (default 64M)`,
     '--bus KIND        worker (default) or inthread',
+    '--clock MODE      the virtual clock: manual (default, as QEMU under qtest: it moves only by',
+    '                  clock_step/clock_set) or host (runs with the host; clock_step moves it ahead)',
     `Limits: a line of at most ${QTEST_LIMITS.maxLine} bytes (longer: FAIL, discarded);`,
     `read/write/memset/b64read/b64write of at most ${QTEST_LIMITS.maxBulk} bytes; a range that`,
     'straddles the edge of RAM is refused whole. SIGINT/SIGTERM close the machine and exit 0.',
@@ -29,10 +32,13 @@ export const command: CliCommand = {
     slots: { type: 'string' },
     'ram-size': { type: 'string' },
     bus: { type: 'string' },
+    clock: { type: 'string' },
   },
   async run(values) {
     const bus = stringOpt(values, 'bus') ?? 'worker';
     if (bus !== 'worker' && bus !== 'inthread') throw new UsageError(`--bus: expected worker or inthread, got '${shown(bus)}'`);
+    const clock = stringOpt(values, 'clock') ?? 'manual';
+    if (!CLOCK_MODES.includes(clock as ClockMode)) throw new UsageError(`--clock: expected ${CLOCK_MODES.join(' or ')}, got '${shown(clock)}'`);
     const slots = intOpt(values, 'slots', 1, MACHINE_LIMITS.maxSlots);
     const ramSize = sizeOpt(values, 'ram-size', MACHINE_LIMITS.minRamSize, MACHINE_LIMITS.maxRamSize);
     const args = stringsOpt(values, 'device');
@@ -49,6 +55,7 @@ export const command: CliCommand = {
       machine = await Machine.create({
         devices,
         bus: bus as BusKind,
+        clock: clock as ClockMode,
         ...(slots !== undefined ? { slots } : {}),
         ...(ramSize !== undefined ? { ramSize } : {}),
       });

@@ -15,7 +15,9 @@ import * as net from 'node:net';
 import { existsSync, lstatSync, unlinkSync } from 'node:fs';
 import type { Readable, Writable } from 'node:stream';
 import { BusError, read64, write64, type AccessWidth } from '../../core/bus.js';
+import type { ControlRequest } from '../../emulator/board-contract.js';
 import type { Machine } from '../../emulator/machine.js';
+import { CLOCK_MAX_NS } from '../../emulator/virtio/clock.js';
 
 export const QTEST_LIMITS = {
   /** Bytes one read, write, memset, b64read or b64write may cover. */
@@ -83,6 +85,13 @@ function parseLen(word: string | undefined, allowZero = false): number {
   if (v === 0n && !allowZero) throw new QtestFail('size 0');
   if (v > BigInt(QTEST_LIMITS.maxBulk)) throw new QtestFail(`size ${quote(word!)} larger than ${QTEST_LIMITS.maxBulk} (the bulk limit)`);
   return Number(v);
+}
+
+/** A clock argument: a u64 as qtest writes numbers, at most the int64 the clock is (qemu_strtoi64). */
+function parseClockNs(word: string | undefined): bigint {
+  const ns = parseU64(word, 'ns');
+  if (ns > CLOCK_MAX_NS) throw new QtestFail(`ns '${quote(word!)}' out of range (at most ${CLOCK_MAX_NS})`);
+  return ns;
 }
 
 function hex16(v: bigint): string {
@@ -325,12 +334,37 @@ export class QtestSession {
       }
       case 'endianness':
         return 'OK little';
+      case 'clock_step':
+        return this.clockStep(w[1]);
+      case 'clock_set': {
+        const ns = parseClockNs(w[1]);
+        const now = this.clock({ op: 'clock', to: String(ns) }).ns;
+        // As QEMU: OK when the clock is at NS now, FAIL (with the time it is at) when it was already past.
+        return `${now === ns ? 'OK' : 'FAIL'} ${now}`;
+      }
       case 'irq_intercept_in':
       case 'irq_intercept_out':
         return 'OK';
       default:
         throw new QtestFail(`Unknown command '${quote(cmd)}'`);
     }
+  }
+
+  /** clock_step [NS]: NS ns further, or to the next timer deadline; the reply is the clock in ns, as QEMU's. */
+  private clockStep(word: string | undefined): string {
+    const r = this.clock(word === undefined ? { op: 'clock', step: 'deadline' } : { op: 'clock', step: String(parseClockNs(word)) });
+    return r.moved ? `OK ${r.ns}` : 'FAIL could not advance time';
+  }
+
+  /** The machine's virtual clock after a clock request: the time in ns, and whether it moved. */
+  private clock(req: Extract<ControlRequest, { op: 'clock' }>): { ns: bigint; moved: boolean } {
+    const r = this.machine.control(req);
+    if (!r.ok) {
+      if (/no pending deadline/.test(r.error)) throw new QtestFail('cannot advance clock to the next deadline because there is no pending deadline');
+      throw new QtestFail(r.error);
+    }
+    const v = r.value as { ns: string; moved: boolean };
+    return { ns: BigInt(v.ns), moved: v.moved };
   }
 
   /**
