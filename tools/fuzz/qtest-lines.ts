@@ -60,7 +60,8 @@ const command: fc.Arbitrary<string> = fc.oneof(
   fc.tuple(fc.constant('write'), numberText(address), numberText(size), hexData).map((w) => w.join(' ')),
   fc.tuple(fc.constant('b64write'), numberText(address), numberText(size), b64Data).map((w) => w.join(' ')),
   fc.tuple(fc.constant('memset'), numberText(address), numberText(size), numberText(fc.nat({ max: 0x1ff }))).map((w) => w.join(' ')),
-  fc.constantFrom('endianness', 'irq_intercept_in ioapic', 'irq_intercept_out', '', '   ', '\t'),
+  fc.tuple(fc.constantFrom('clock_step', 'clock_set'), numberText(fc.oneof(fc.nat({ max: 1_000_000 }), fc.constant(Number.MAX_SAFE_INTEGER)))).map((w) => w.join(' ')),
+  fc.constantFrom('endianness', 'clock_step', 'clock_step 9223372036854775807', 'clock_set 9223372036854775808', 'irq_intercept_in ioapic', 'irq_intercept_out', '', '   ', '\t'),
 );
 
 /** A command, damaged: characters replaced, inserted or cut, words doubled, the line repeated. */
