@@ -9,12 +9,12 @@ import { kernel } from '../../core/kernel.js';
 import { ENODEV, ETIMEDOUT } from '../../core/uapi/errno.js';
 import { VIRTIO_ID_RNG } from '../../core/uapi/ids.js';
 import { KernelBug, VirtioBus, registerVirtioDriver } from '../../core/virtio.js';
-import { Machine, type BusKind, type MachineDevice } from '../../emulator/machine.js';
+import { Machine, type BusKind, type MachineDeviceEntry } from '../../emulator/machine.js';
 import { virtioMmioPmOps, virtioMmioRemove, virtioMmioScan, type VirtioMmioDevice } from '../../transports/mmio/index.js';
 
 const machines: Machine[] = [];
 
-async function rngMachine(bus: BusKind, devices: (MachineDevice | string)[] = ['rng']): Promise<{ m: Machine; devs: VirtioMmioDevice[] }> {
+async function rngMachine(bus: BusKind, devices: MachineDeviceEntry[] = ['rng']): Promise<{ m: Machine; devs: VirtioMmioDevice[] }> {
   const m = await Machine.create({ devices, slots: 4, ramSize: 4 << 20, bus });
   machines.push(m);
   const vbus = new VirtioBus();

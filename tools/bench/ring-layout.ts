@@ -5,13 +5,14 @@
 import type { Virtqueue } from '../../core/virtio-types.js';
 import { toVvq } from '../../core/virtqueue/vring.js';
 import type { DeviceOptionValue } from '../../emulator/board-contract.js';
+import type { DeviceType } from '../../emulator/devices/catalog.js';
 import type { MachineDevice } from '../../emulator/machine.js';
 import type { RingKind } from '../../emulator/vring/queue.js';
 
 export type { RingKind };
 
 /** A device of `type` whose driver ends up on `ring`. */
-export function deviceOnRing(type: string, ring: RingKind, options: Record<string, DeviceOptionValue> = {}): MachineDevice {
+export function deviceOnRing(type: DeviceType, ring: RingKind, options: Record<string, DeviceOptionValue> = {}): MachineDevice {
   return { type, options: { ...options, packed: ring === 'packed' } };
 }
 

@@ -36,6 +36,8 @@ export function formatText(r: RunReport): string {
     lines.push(`${s.cycles} cycles in all (${s.cycles - s.listed} not listed): ${results}; devices not ok after ${s.devicesNotOk}`);
   }
   for (const w of r.warnings) lines.push(`warning: ${w}`);
-  lines.push(r.ok ? 'ok' : 'FAILED');
+  const i = r.interrupted;
+  if (i) lines.push(`interrupted by ${i.signal} after ${i.cyclesDone} of ${i.cycles} cycles; the report covers what ran`);
+  lines.push(r.ok ? (i ? 'ok so far' : 'ok') : 'FAILED');
   return `${lines.join('\n')}\n`;
 }

@@ -7,6 +7,7 @@ import { virtioRtcNoirqDriver } from '../../../core/drivers/rtc.js';
 import { kernel } from '../../../core/kernel.js';
 import { unregisterVirtioDevice, type VirtioDriver } from '../../../core/virtio.js';
 import type { MachineDevice } from '../../../emulator/machine.js';
+import type { DeviceType } from '../../../emulator/devices/catalog.js';
 import { KernelInstance, VirtioSystem } from '../../system.js';
 import { CountingBus } from '../counting-bus.js';
 import type { BenchCase, BenchContext, BenchInstance } from '../case.js';
@@ -14,7 +15,7 @@ import type { BenchCase, BenchContext, BenchInstance } from '../case.js';
 /** Boot a system of `count` copies of `device` whose kernel reaches the machine through a CountingBus. */
 export async function countedSystem(
   ctx: BenchContext,
-  device: string | MachineDevice,
+  device: DeviceType | MachineDevice,
   count: number,
   drivers: VirtioDriver[],
   ramSize = 64 << 20,
