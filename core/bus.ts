@@ -3,6 +3,11 @@
 // emulator/ provides the implementations (worker-backed SharedArrayBuffer
 // bus, in-thread bus).
 
+/**
+ * Register accesses are at most 32 bits wide: virtio-mmio's registers are
+ * 32-bit, and a driver reads and writes a 64-bit config field as two 32-bit
+ * accesses (virtio 1.2, 4.2.2.2). A 64-bit access is read64()/write64().
+ */
 export type AccessWidth = 1 | 2 | 4;
 
 /** Guest-physical memory as the driver sees it for DMA (vrings, buffers). */
@@ -82,6 +87,24 @@ export class BusError extends Error {
     this.name = 'BusError';
     this.code = code;
   }
+}
+
+/**
+ * A 64-bit access at a register address: two 32-bit accesses, the low word
+ * at `addr` first, as the spec has drivers access 64-bit fields (4.2.2.2)
+ * and as QEMU splits a 64-bit access to a region that takes 32 bits at most.
+ */
+export function read64(bus: Pick<Bus, 'read'>, addr: number): bigint {
+  const lo = bus.read(addr, 4);
+  const hi = bus.read(addr + 4, 4);
+  return (BigInt(hi) << 32n) | BigInt(lo);
+}
+
+/** The write of read64(): the low word at `addr` first, then the high word. */
+export function write64(bus: Pick<Bus, 'write'>, addr: number, value: bigint): void {
+  const v = BigInt.asUintN(64, value);
+  bus.write(addr, 4, Number(v & 0xffff_ffffn));
+  bus.write(addr + 4, 4, Number(v >> 32n));
 }
 
 /** Platform address map (QEMU aarch64 `virt` board). */

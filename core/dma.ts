@@ -24,6 +24,9 @@ export interface DmaStats {
   allocations: number;
   /** Allocations refused for lack of a fitting free block. */
   failures: number;
+  /** Calls to alloc() (refused ones included) and to free() so far: what a data path costs the allocator. */
+  allocCalls: number;
+  freeCalls: number;
 }
 
 /**
@@ -40,6 +43,8 @@ export class DmaAllocator {
   private readonly freeList: Block[];
   private readonly live = new Map<number, number>();
   private failures = 0;
+  private allocCalls = 0;
+  private freeCalls = 0;
 
   constructor(mem: GuestMemory, start = mem.base, size = mem.size - (start - mem.base)) {
     if (start < mem.base || size < 0 || start + size > mem.base + mem.size) {
@@ -61,6 +66,7 @@ export class DmaAllocator {
     if (!Number.isInteger(align) || align <= 0 || (align & (align - 1)) !== 0) {
       throw new RangeError(`DMA alignment ${align} is not a power of two`);
     }
+    this.allocCalls++;
     for (let i = 0; i < this.freeList.length; i++) {
       const b = this.freeList[i]!;
       const addr = alignUp(b.addr, align);
@@ -96,6 +102,7 @@ export class DmaAllocator {
   free(addr: number): void {
     const size = this.live.get(addr);
     if (size === undefined) throw new KernelBug('dma_free', `0x${addr.toString(16)} was not allocated (double free?)`);
+    this.freeCalls++;
     this.live.delete(addr);
     const list = this.freeList;
     // First free block above addr (binary search: the list is address-sorted).
@@ -143,7 +150,7 @@ export class DmaAllocator {
     for (const s of this.live.values()) used += s;
     let free = 0;
     for (const b of this.freeList) free += b.size;
-    return { used, free, allocations: this.live.size, failures: this.failures };
+    return { used, free, allocations: this.live.size, failures: this.failures, allocCalls: this.allocCalls, freeCalls: this.freeCalls };
   }
 }
 

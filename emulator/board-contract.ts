@@ -3,6 +3,7 @@
 // device models). The board runs wherever the bus puts it: in the device
 // worker, or in the caller's thread for the in-thread bus.
 import type { AccessWidth } from '../core/bus.js';
+import type { ClockMode } from './virtio/clock.js';
 
 export type TransportKind = 'mmio' | 'mmio-legacy' | 'ccw';
 
@@ -24,6 +25,8 @@ export interface BoardConfig {
   slots: number;
   /** Index = slot; null = empty slot (reads DeviceID 0). */
   devices: (DeviceSpec | null)[];
+  /** The virtual clock: 'host' (default) runs with the host's time, 'manual' only moves by the 'clock' control request (qtest). */
+  clock?: ClockMode;
 }
 
 /** Device side of the interrupt controller. */
@@ -53,6 +56,13 @@ export type ControlRequest =
   | { op: 'restore'; doc: Uint8Array; check?: boolean }
   /** Device-side event injection (config change, needs-reset, ...). */
   | { op: 'inject'; slot: number; event: string; args?: Record<string, DeviceOptionValue> }
+  /**
+   * The virtual clock (ns since power-on, as decimal strings: the clock is
+   * an int64, past 2^53): read it, `step` it by that many ns or to the next
+   * timer's deadline, or move it `to` a time; timers come due on the way.
+   * The value is { ns, moved }.
+   */
+  | { op: 'clock'; step?: string | 'deadline'; to?: string }
   /** Test hook: make the worker misbehave (crash, hang) to test fault handling. */
   | { op: 'fault'; kind: 'crash' | 'hang' | 'throw-in-device'; slot?: number; ms?: number };
 

@@ -28,6 +28,7 @@ import {
 import { createMmioBank } from './mmio/bank.js';
 import type { Region, RegionDevice, RegionEnv, RegionFactory, RegionSlotState } from './region.js';
 import type { DeviceCore } from './virtio/device-core.js';
+import { CLOCK_MAX_NS, CLOCK_MODES, VirtualClock } from './virtio/clock.js';
 import { Scheduler, type Clock } from './virtio/scheduler.js';
 import { newCounters, type DeviceCounters } from './virtio/signals.js';
 import { GuestRam, type AddressRange } from './vring/guest-ram.js';
@@ -36,7 +37,7 @@ import { GuestRam, type AddressRange } from './vring/guest-ram.js';
 const QUIESCE_MAX_PASSES = 1_000_000;
 
 export interface BoardOptions {
-  /** Clock for device timers, in ms (default performance.now); tests pass a fake one. */
+  /** Clock for device timers, in ms (default the board's virtual clock); tests pass a fake one. */
   now?: Clock;
   /** Chains a queue handler may pop per run before it is re-queued. */
   weight?: number;
@@ -100,12 +101,28 @@ export interface BoardStats {
   lastInternalError: string | null;
 }
 
+/**
+ * Timer deadlines a clock step stops at on its way (running the timers due
+ * there), at most: a timer that re-arms itself cannot make one step endless.
+ */
+const CLOCK_STEP_ROUNDS = 1024;
+/** Deferred items run at each of those stops. */
+const CLOCK_STEP_BUDGET = 256;
+
+/** A clock control request's ns: a decimal string of at most an int64 ('deadline' is handled before). */
+function clockNs(v: unknown, what: string): bigint | string {
+  if (typeof v !== 'string' || !/^\d{1,19}$/.test(v)) return `clock: ${what} must be a decimal count of ns, got ${JSON.stringify(v)?.slice(0, 40)}`;
+  const ns = BigInt(v);
+  return ns > CLOCK_MAX_NS ? `clock: ${what} ${v} is past the clock's end (${CLOCK_MAX_NS} ns)` : ns;
+}
+
 function isWidth(w: number): w is AccessWidth {
   return w === 1 || w === 2 || w === 4;
 }
 
 class VirtioBoard implements Board {
   private readonly ram: GuestRam;
+  private readonly clock: VirtualClock;
   private readonly scheduler: Scheduler;
   private readonly env: RegionEnv;
   /** Per-slot host resources that survive power 'fresh' (DeviceHost.retained). */
@@ -129,7 +146,9 @@ class VirtioBoard implements Board {
     }
     const holes: AddressRange[] = [{ base: mmioBase, size: slots * MMIO_WINDOW_SIZE }];
     this.ram = new GuestRam(ramBytes, ramBase, ramSize, holes);
-    this.scheduler = new Scheduler(options.now ?? (() => performance.now()));
+    if (config.clock !== undefined && !CLOCK_MODES.includes(config.clock)) throw new Error(`board: bad clock mode ${JSON.stringify(config.clock)}`);
+    this.clock = new VirtualClock(config.clock ?? 'host');
+    this.scheduler = new Scheduler(options.now ?? (() => this.clock.nowMs()));
     this.env = { config, ram: this.ram, irq, scheduler: this.scheduler };
     if (options.weight !== undefined) this.env.weight = options.weight;
     this.build();
@@ -140,7 +159,7 @@ class VirtioBoard implements Board {
     const byRegion: RegionDevice[][] = REGIONS.map(() => []);
     for (let i = 0; i < this.config.slots; i++) {
       const spec = this.config.devices[i] ?? null;
-      const host = (this.hosts[i] ??= { retained: new Map<string, unknown>() });
+      const host = (this.hosts[i] ??= { retained: new Map<string, unknown>(), clock: this.clock });
       if (!spec) continue;
       const r = REGIONS.findIndex((x) => x.kinds.includes(spec.transport));
       if (r < 0) throw new Error(`board: slot ${i}: transport '${spec.transport}' is not available on this board`);
@@ -214,7 +233,8 @@ class VirtioBoard implements Board {
   }
 
   nextTimerMs(): number {
-    return this.scheduler.nextTimerMs();
+    // A manual clock does not move while the worker waits: only a 'clock' request brings a timer due.
+    return this.clock.mode === 'manual' ? Number.POSITIVE_INFINITY : this.scheduler.nextTimerMs();
   }
 
   // ---- control plane ----
@@ -237,6 +257,8 @@ class VirtioBoard implements Board {
           });
         case 'inject':
           return this.inject(req.slot, req.event, req.args ?? {});
+        case 'clock':
+          return this.clockRequest(req);
         case 'fault':
           if (req.kind !== 'throw-in-device') return { ok: false, error: `fault '${req.kind}' is handled by the device worker, not the board` };
           return this.withCore(req.slot ?? -1, (core) => {
@@ -250,6 +272,38 @@ class VirtioBoard implements Board {
       this.internalError(e);
       return { ok: false, error: e instanceof Error ? e.message : String(e) };
     }
+  }
+
+  /** Read the virtual clock, or move it (a step, the next deadline, a time) running the timers that come due. */
+  private clockRequest(req: Extract<ControlRequest, { op: 'clock' }>): ControlResponse {
+    const before = this.clock.nowNs();
+    const answer = (ns: bigint): ControlResponse => ({ ok: true, value: { ns: String(ns), moved: ns > before } });
+    if (req.step !== undefined && req.to !== undefined) return { ok: false, error: 'clock: give step or to, not both' };
+    let dest: bigint;
+    if (req.step === 'deadline') {
+      const ms = this.scheduler.nextTimerMs();
+      if (!Number.isFinite(ms)) return { ok: false, error: 'clock: no pending deadline to advance to' };
+      dest = before + BigInt(Math.ceil(ms * 1e6));
+    } else if (req.step !== undefined) {
+      const ns = clockNs(req.step, 'step');
+      if (typeof ns === 'string') return { ok: false, error: ns };
+      dest = before + ns;
+    } else if (req.to !== undefined) {
+      const ns = clockNs(req.to, 'to');
+      if (typeof ns === 'string') return { ok: false, error: ns };
+      dest = ns;
+    } else return answer(before);
+    if (dest > CLOCK_MAX_NS) return { ok: false, error: `clock: ${before} + ${dest - before} ns is past the clock's end (${CLOCK_MAX_NS} ns)` };
+    // As QEMU's qemu_clock_advance_virtual_time: stop at each timer deadline on the way and run what is due there.
+    for (let round = 0; round < CLOCK_STEP_ROUNDS && this.clock.nowNs() < dest; round++) {
+      const ms = this.scheduler.nextTimerMs();
+      const deadline = Number.isFinite(ms) ? this.clock.nowNs() + BigInt(Math.ceil(ms * 1e6)) : dest;
+      this.clock.advanceTo(deadline < dest ? deadline : dest);
+      this.runDeferred(CLOCK_STEP_BUDGET);
+    }
+    this.clock.advanceTo(dest);
+    this.runDeferred(CLOCK_STEP_BUDGET);
+    return answer(this.clock.nowNs());
   }
 
   private core(slot: number): DeviceCore | undefined {
@@ -376,7 +430,7 @@ class VirtioBoard implements Board {
         throw e;
       }
     });
-    return encodeSnapshot({ format: SNAPSHOT_FORMAT, version: SNAPSHOT_VERSION, machine: layoutOf(this.config), devices });
+    return encodeSnapshot({ format: SNAPSHOT_FORMAT, version: SNAPSHOT_VERSION, machine: layoutOf(this.config), clock: this.clock.saveState(), devices });
   }
 
   /**
@@ -400,6 +454,7 @@ class VirtioBoard implements Board {
       return { slot: d.slot, state: this.snapshotsOf(d.slot, spec).check(d.slot, d, `devices[${i}]`, opts) };
     });
     if (check) return;
+    this.clock.loadState(BigInt(doc.clock.aheadNs), BigInt(doc.clock.utcAtStartNs));
     for (const region of this.regions) region.reset();
     this.build();
     for (const { slot, state } of checked) this.snapshotsOf(slot, this.config.devices[slot]!).load(slot, state, opts);

@@ -6,7 +6,7 @@ import { Worker } from 'node:worker_threads';
 import { BusError, PLATFORM, type Bus, type GuestMemory } from '../core/bus.js';
 import { MMIO_WINDOW_SIZE } from '../core/uapi/mmio.js';
 import type { Board, BoardConfig, ControlRequest, ControlResponse, DeviceOptionValue, DeviceSpec, TransportKind } from './board-contract.js';
-import { deviceTypes } from './devices/catalog.js';
+import { deviceTypes, knownDeviceType, type CustomDeviceType, type DeviceType } from './devices/catalog.js';
 import { IrqController, IrqDeviceLines, createIrqState } from './irq/controller.js';
 import { MB, createMailbox, type MailboxBuffers } from './bus/mailbox.js';
 import { MailboxBus } from './bus/mailbox-driver.js';
@@ -15,21 +15,26 @@ import type { CreateBoard, WorkerData } from './worker.js';
 import { waitAsync } from './bus/atomics.js';
 import { SnapshotError } from './snapshot/fields.js';
 import { decodeSnapshot, type MachineLayout } from './snapshot/format.js';
+import { CLOCK_MODES, type ClockMode } from './virtio/clock.js';
 
 export type BusKind = 'worker' | 'inthread';
 
 /** A device to plug in; `slot` defaults to the lowest free slot, in order. */
 export interface MachineDevice {
-  type: string;
+  /** A built-in model ('rng', 'blk', 'console', 'rtc'), or customDeviceType('name') for one of your own. */
+  type: DeviceType | CustomDeviceType;
   /** Default 'mmio'. */
   transport?: TransportKind;
   options?: Record<string, DeviceOptionValue>;
   slot?: number;
 }
 
+/** A device, or a device type alone (that device on mmio, in the next free slot). */
+export type MachineDeviceEntry = MachineDevice | DeviceType | CustomDeviceType;
+
 export interface MachineOptions {
-  /** Devices in slot order (the first one lands in slot 0); a string is a type on mmio. */
-  devices?: (MachineDevice | string)[];
+  /** Devices in slot order (the first one lands in slot 0). */
+  devices?: MachineDeviceEntry[];
   /** virtio-mmio windows; slot i drives irq line i (default 32). */
   slots?: number;
   /** Guest RAM bytes at PLATFORM.RAM_BASE (default 64 MiB; the length of `ram` when given). */
@@ -47,6 +52,12 @@ export interface MachineOptions {
   startTimeoutMs?: number;
   /** Module exporting createBoard(config, ram, irq); default the real board, emulator/board.js. */
   boardModule?: string | URL;
+  /**
+   * The virtual clock device timers and the rtc follow: 'host' (default)
+   * runs with the host's time; 'manual' moves only by control({ op: 'clock' })
+   * (qtest's clock_step/clock_set), as QEMU's under -accel qtest.
+   */
+  clock?: ClockMode;
   /**
    * Take over another machine's guest RAM and interrupt controller (the
    * same GuestMemory and IrqController objects, so a kernel holding them
@@ -105,32 +116,44 @@ function describe(err: unknown): string {
 }
 
 /** Place devices: explicit slots first, the rest in order into the lowest free slots. */
-export function placeDevices(devices: (MachineDevice | string)[], slots: number, knownTypes?: readonly string[]): (DeviceSpec | null)[] {
+export function placeDevices(devices: readonly MachineDeviceEntry[], slots: number, knownTypes?: readonly string[]): (DeviceSpec | null)[] {
   if (!Array.isArray(devices)) throw new RangeError('devices must be an array');
   if (devices.length > slots) throw new RangeError(`no free slot: ${devices.length} devices for ${slots} slots`);
-  const table: (DeviceSpec | null)[] = new Array<DeviceSpec | null>(slots).fill(null);
   const norm = devices.map((d) => checkDevice(typeof d === 'string' ? { type: d } : d, knownTypes));
-  const toSpec = (d: MachineDevice): DeviceSpec => ({
-    type: d.type,
-    transport: d.transport ?? 'mmio',
-    ...(d.options ? { options: d.options } : {}),
-  });
-  for (const d of norm) {
+  const table: (DeviceSpec | null)[] = new Array<DeviceSpec | null>(slots).fill(null);
+  for (const [i, slot] of assignSlots(norm, slots).entries()) {
+    const d = norm[i]!;
+    table[slot] = { type: d.type, transport: d.transport ?? 'mmio', ...(d.options ? { options: d.options } : {}) };
+  }
+  return table;
+}
+
+/**
+ * The slot each device lands in, in the order given: explicit slots first,
+ * the rest in order into the lowest free slots. A RangeError for a slot out
+ * of range, two devices in one slot, or no free slot left.
+ */
+export function assignSlots(devices: readonly Pick<MachineDevice, 'type' | 'slot'>[], slots: number): number[] {
+  const holder: (string | undefined)[] = new Array<string | undefined>(slots);
+  const out: number[] = new Array<number>(devices.length);
+  for (const [i, d] of devices.entries()) {
     if (d.slot === undefined) continue;
     if (!Number.isInteger(d.slot) || d.slot < 0 || d.slot >= slots) {
       throw new RangeError(`device ${d.type}: slot ${d.slot} out of range 0..${slots - 1}`);
     }
-    if (table[d.slot]) throw new RangeError(`device ${d.type}: slot ${d.slot} already holds ${table[d.slot]!.type}`);
-    table[d.slot] = toSpec(d);
+    if (holder[d.slot] !== undefined) throw new RangeError(`device ${d.type}: slot ${d.slot} already holds ${holder[d.slot]}`);
+    holder[d.slot] = d.type;
+    out[i] = d.slot;
   }
   let next = 0;
-  for (const d of norm) {
+  for (const [i, d] of devices.entries()) {
     if (d.slot !== undefined) continue;
-    while (next < slots && table[next]) next++;
+    while (next < slots && holder[next] !== undefined) next++;
     if (next >= slots) throw new RangeError(`no free slot for device ${d.type} (${slots} slots)`);
-    table[next] = toSpec(d);
+    holder[next] = d.type;
+    out[i] = next;
   }
-  return table;
+  return out;
 }
 
 const show = (v: unknown): string => (typeof v === 'string' ? `'${v.length > 40 ? `${v.slice(0, 37)}...` : v}'` : String(v));
@@ -202,6 +225,7 @@ export function buildBoardConfig(opts: MachineOptions = {}): BoardConfig {
     throw new RangeError(`ramSize ${show(ramSize)} must be at least ${MACHINE_LIMITS.minRamSize} and end below 4 GiB (at most ${MACHINE_LIMITS.maxRamSize} bytes)`);
   }
   checkAddressMap(ramSize, slots);
+  if (opts.clock !== undefined && !CLOCK_MODES.includes(opts.clock)) throw new RangeError(`clock must be ${CLOCK_MODES.join(' or ')}, got ${show(opts.clock)}`);
   // Device types are only known for the real board; a test board has its own.
   const knownTypes = opts.boardModule === undefined ? deviceTypes() : undefined;
   return {
@@ -210,6 +234,7 @@ export function buildBoardConfig(opts: MachineOptions = {}): BoardConfig {
     mmioBase: PLATFORM.MMIO_BASE,
     slots,
     devices: placeDevices(opts.devices ?? [], slots, knownTypes),
+    ...(opts.clock !== undefined ? { clock: opts.clock } : {}),
   };
 }
 
@@ -384,15 +409,12 @@ export function machineOptionsOf(layout: MachineLayout): MachineOptions {
   if (layout.ramBase !== PLATFORM.RAM_BASE || layout.mmioBase !== PLATFORM.MMIO_BASE) {
     throw new SnapshotError(`the snapshot's address map (RAM at 0x${layout.ramBase.toString(16)}, windows at 0x${layout.mmioBase.toString(16)}) is not this platform's`);
   }
-  const types = deviceTypes();
-  for (const d of layout.devices) {
-    if (!types.includes(d.type)) throw new SnapshotError(`slot ${d.slot}: unknown device type '${d.type.slice(0, 40)}' (known: ${types.join(', ')})`);
-  }
-  return {
-    slots: layout.slots,
-    ramSize: layout.ramSize,
-    devices: layout.devices.map((d) => ({ slot: d.slot, type: d.type, transport: d.transport as TransportKind, options: d.options })),
-  };
+  const devices = layout.devices.map((d) => {
+    const type = knownDeviceType(d.type);
+    if (!type) throw new SnapshotError(`slot ${d.slot}: unknown device type '${d.type.slice(0, 40)}' (known: ${deviceTypes().join(', ')})`);
+    return { slot: d.slot, type, transport: d.transport as TransportKind, options: d.options };
+  });
+  return { slots: layout.slots, ramSize: layout.ramSize, clock: layout.clock, devices };
 }
 
 /** Resolve once the worker serves the mailbox; reject if it dies or is too slow. */

@@ -1,7 +1,8 @@
 // The package's public entry point (import ... from 'virtio-mmio-emu'): the
 // machine, a machine with a booted kernel, the kernel model's drivers and
 // the pieces a harness needs to drive and inspect system sleep.
-export { Machine, MACHINE_LIMITS, type MachineOptions, type MachineDevice, type MachinePlatform } from '../emulator/machine.js';
+export { Machine, MACHINE_LIMITS, type MachineOptions, type MachineDevice, type MachineDeviceEntry, type MachinePlatform } from '../emulator/machine.js';
+export { BUILTIN_DEVICE_TYPES, customDeviceType, type DeviceType, type CustomDeviceType } from '../emulator/devices/catalog.js';
 export { SNAPSHOT_FORMAT, SNAPSHOT_VERSION, SNAPSHOT_LIMITS } from '../emulator/snapshot/format.js';
 export { SnapshotError } from '../emulator/snapshot/fields.js';
 export { RUN_LIMITS, SCENARIO_LIMITS, FUZZ_LIMITS } from './limits.js';
@@ -19,7 +20,7 @@ export {
   type RestoreOptions,
 } from './system.js';
 export type { ControlRequest, ControlResponse, DeviceSpec, TransportKind } from '../emulator/board-contract.js';
-export { BusError, PLATFORM, type Bus, type IrqChip, type GuestMemory } from '../core/bus.js';
+export { BusError, PLATFORM, read64, write64, type AccessWidth, type Bus, type IrqChip, type GuestMemory } from '../core/bus.js';
 export { kernel, KERNEL_LOG_MAX, type KernelWarning, type KernelMessage } from '../core/kernel.js';
 export * from '../core/virtio.js';
 export { DpmCore, type PmDevice, type PmInjection, type PmCallRecord } from '../core/pm/dpm.js';

@@ -291,9 +291,18 @@ export class VirtioSystem {
     return this.kernel.dpm;
   }
 
-  /** Make a PM callback of a device fail (see DpmCore.inject). */
+  /**
+   * Make a PM callback of a device fail (see DpmCore.inject): the callback
+   * is not run and returns -errno in every transition from now on, until
+   * clearPmFailures() drops the injection.
+   */
   injectPmFailure(i: PmInjection): void {
     this.kernel.dpm.inject(i);
+  }
+
+  /** Drop an injection made with injectPmFailure() (the same object), or all of them. */
+  clearPmFailures(i?: PmInjection): void {
+    this.kernel.dpm.clearInjections(i);
   }
 
   private power(model: PowerModel): void {
@@ -356,7 +365,7 @@ export class VirtioSystem {
     const b = boot as { kernel: KernelInstance; bus: KernelBus } | null;
     if (t.failedStep === 'quiesce' && b) {
       // The boot kernel carries on as the system's kernel; the injections were for this hibernation only.
-      b.kernel.dpm.injections.length = 0;
+      b.kernel.dpm.clearInjections();
       this.kernel = b.kernel;
       this.kernelBus = b.bus;
     }

@@ -220,6 +220,11 @@ function removeCommon(vdev: VirtioDevice): void {
   vdev.config.delVqs(vdev);
   rngIndexIda.delete(vi.index);
   dmaForDevice(vdev).free(vi.data);
+  // Linux kfrees vi (data is in it): a second remove_common on this vi (a
+  // freeze after a restore that never ran) is a double free. With the
+  // address forgotten the allocator reports it every time, instead of
+  // freeing whatever was allocated there since.
+  vi.data = 0;
   retired.set(vdev, vi.stats);
 }
 

@@ -136,8 +136,19 @@ export class DpmCore<D = unknown> {
     this.record.length = 0;
   }
 
+  /** Make a callback fail: in every transition from now on, until clearInjections() drops it. */
   inject(i: PmInjection): void {
     this.injections.push(i);
+  }
+
+  /** Drop an injection (the object given to inject()), or every one when none is given. */
+  clearInjections(i?: PmInjection): void {
+    if (i === undefined) {
+      this.injections.length = 0;
+      return;
+    }
+    const at = this.injections.indexOf(i);
+    if (at >= 0) this.injections.splice(at, 1);
   }
 
   /** dpm_run_callback(): run one callback, or the injected failure. */

@@ -107,6 +107,11 @@ export class PackedVirtqueue<T = unknown> implements Virtqueue<T> {
   private readonly stateIndir: Float64Array;
   private readonly stateNum: Uint16Array;
   private readonly stateLast: Uint16Array;
+  // Indirect tables kept per buffer id across requests (Linux kmallocs one
+  // per request; see README "Where the model and Linux differ"): DMA address
+  // and capacity in descriptors, 0 when the id has none.
+  private readonly indirCache: Float64Array;
+  private readonly indirCap: Uint32Array;
   // desc_extra: the free list (Linux keeps addr/len/flags there only with the DMA API).
   private readonly extraNext: Uint16Array;
 
@@ -141,6 +146,8 @@ export class PackedVirtqueue<T = unknown> implements Virtqueue<T> {
     this.stateIndir = new Float64Array(num);
     this.stateNum = new Uint16Array(num);
     this.stateLast = new Uint16Array(num);
+    this.indirCache = new Float64Array(num);
+    this.indirCap = new Uint32Array(num);
     // vring_alloc_desc_extra: next pre-linked, the last one 0.
     this.extraNext = new Uint16Array(num);
     for (let i = 0; i < num - 1; i++) this.extraNext[i] = i + 1;
@@ -160,7 +167,9 @@ export class PackedVirtqueue<T = unknown> implements Virtqueue<T> {
 
   addSgs(sgs: Sg[], outSgs: number, inSgs: number, data: T): number {
     if (sgs.length < outSgs + inSgs) throw new KernelBug('virtqueue_add_sgs', 'fewer sg entries than out_sgs + in_sgs');
-    return this.addPacked(sgs.slice(0, outSgs + inSgs), outSgs, data);
+    // The add reads the list and keeps nothing of it: copy only to drop extra entries.
+    const n = outSgs + inSgs;
+    return this.addPacked(sgs.length === n ? sgs : sgs.slice(0, n), outSgs, data);
   }
 
   addOutbuf(sg: Sg[], data: T): number {
@@ -254,23 +263,25 @@ export class PackedVirtqueue<T = unknown> implements Virtqueue<T> {
     return 0;
   }
 
-  /** virtqueue_add_indirect_packed: one ring descriptor for a table in DMA memory. */
+  /**
+   * virtqueue_add_indirect_packed: one ring descriptor for a table in DMA
+   * memory. Linux allocates the table before it looks at num_free and the
+   * buffer id; the table here is the id's, so those come first (num_free is
+   * at least 1 whenever virtqueue_use_indirect chose this path).
+   */
   private addIndirectPacked(sgs: Sg[], nOut: number, data: T): number {
     const ring = this.ring;
     const num = this.vring.num;
     const totalSg = sgs.length;
     const head = this.nextAvailIdx;
-    // alloc_indirect_packed: kmalloc_array of total_sg descriptors.
-    const table = this.dma.alloc(totalSg * VRING_DESC_SIZE, VRING_DESC_SIZE);
-    if (table === null) return -ENOMEM;
 
-    if (this.numFree < 1) {
-      this.dma.free(table);
-      return -ENOSPC;
-    }
+    if (this.numFree < 1) return -ENOSPC;
 
     const id = this.freeHead;
     if (id === num) throw new KernelBug('virtqueue_add_indirect_packed', 'id == vq->packed.vring.num');
+
+    const table = this.allocIndirect(id, totalSg);
+    if (table === 0) return -ENOMEM;
 
     for (let i = 0; i < totalSg; i++) {
       const sg = sgs[i]!;
@@ -278,6 +289,8 @@ export class PackedVirtqueue<T = unknown> implements Virtqueue<T> {
       ring.write16(d + VRING_PACKED_DESC.flags, i < nOut ? 0 : VRING_DESC_F_WRITE);
       ring.write64(d + VRING_PACKED_DESC.addr, sg.addr);
       ring.write32(d + VRING_PACKED_DESC.len, sg.len);
+      // Reserved in a table; 0 as in a freshly zeroed one, whatever a reused table held.
+      ring.write16(d + VRING_PACKED_DESC.id, 0);
     }
 
     const d = descAt(this.vring.desc, head);
@@ -311,6 +324,30 @@ export class PackedVirtqueue<T = unknown> implements Virtqueue<T> {
     this.numAdded += 1;
 
     return 0;
+  }
+
+  /**
+   * alloc_indirect_packed: a table of at least totalSg descriptors for buffer
+   * `id`; 0 if none. The id's cached table when it is big enough; else the
+   * cached one is freed and one of totalSg allocated and cached in its place.
+   */
+  private allocIndirect(id: number, totalSg: number): number {
+    if (this.indirCap[id]! >= totalSg) return this.indirCache[id]!;
+    this.dropIndirect(id);
+    const table = this.dma.alloc(totalSg * VRING_DESC_SIZE, VRING_DESC_SIZE);
+    if (table === null) return 0;
+    this.indirCache[id] = table;
+    this.indirCap[id] = totalSg;
+    return table;
+  }
+
+  /** Free the indirect table cached for a buffer id (none in flight there). */
+  private dropIndirect(id: number): void {
+    const table = this.indirCache[id]!;
+    if (table === 0) return;
+    this.dma.free(table);
+    this.indirCache[id] = 0;
+    this.indirCap[id] = 0;
   }
 
   // -------------------------------------------------------------------------
@@ -410,7 +447,7 @@ export class PackedVirtqueue<T = unknown> implements Virtqueue<T> {
     return null;
   }
 
-  /** detach_buf_packed: the buffer's descriptors back on the free list, its indirect table freed. */
+  /** detach_buf_packed: the buffer's descriptors back on the free list; its indirect table stays cached for the id. */
   private detachBuf(id: number): void {
     // Clear data ptr.
     this.stateData[id] = null;
@@ -419,13 +456,8 @@ export class PackedVirtqueue<T = unknown> implements Virtqueue<T> {
     this.freeHead = id;
     this.numFree += this.stateNum[id]!;
 
-    if (this.indirect) {
-      // Free the indirect table, if any, now that it's unmapped.
-      const table = this.stateIndir[id]!;
-      if (!table) return;
-      this.dma.free(table);
-      this.stateIndir[id] = 0;
-    }
+    // The indirect table, if any, is no longer the device's.
+    if (this.indirect) this.stateIndir[id] = 0;
   }
 
   // -------------------------------------------------------------------------
@@ -559,12 +591,14 @@ export class PackedVirtqueue<T = unknown> implements Virtqueue<T> {
    * flags must be reset, see is_used_desc_packed), then virtqueue_init() and
    * virtqueue_vring_init_packed(). As for the split ring, free_head,
    * desc_state and desc_extra are left alone, and virtqueue_reinit_vring
-   * WARNs about buffers still in flight.
+   * WARNs about buffers still in flight. The cached indirect tables are
+   * freed, but for those of buffers still in flight, which stay until del().
    */
   reinitVring(): void {
     const ring = this.ring;
     const v = this.vring;
     kernel.warnOn(this.numFree !== v.num, this.vdev, '_vq->num_free != virtqueue_get_vring_size(_vq)', 'virtqueue_reinit_vring');
+    for (let id = 0; id < v.num; id++) if (this.stateIndir[id] === 0) this.dropIndirect(id);
 
     const mem = ring.mem;
     mem.u8.fill(0, v.device - mem.base, v.device - mem.base + this.eventSizeInBytes);
@@ -615,15 +649,14 @@ export class PackedVirtqueue<T = unknown> implements Virtqueue<T> {
     return IRQ_HANDLED;
   }
 
-  /** vring_del_virtqueue → vring_free (vring_free_packed): unlink and free the ring memory. */
+  /** vring_del_virtqueue → vring_free (vring_free_packed): unlink and free the ring memory and every indirect table. */
   del(): void {
     const list = this.vdev.vqs;
     const at = list.indexOf(this as Virtqueue);
     if (at >= 0) list.splice(at, 1);
     for (let id = 0; id < this.vring.num; id++) {
-      const table = this.stateIndir[id]!;
-      if (table !== 0) this.dma.free(table);
       this.stateIndir[id] = 0;
+      this.dropIndirect(id);
     }
     this.dma.free(this.vring.desc);
     this.dma.free(this.vring.driver);

@@ -115,6 +115,11 @@ export class SplitVirtqueue<T = unknown> implements Virtqueue<T> {
   // desc_state: token and indirect table per head.
   private readonly stateData: (T | null)[];
   private readonly stateIndir: Float64Array;
+  // Indirect tables kept per head across requests (Linux kmallocs one per
+  // request; see README "Where the model and Linux differ"): DMA address
+  // and capacity in descriptors, 0 when the head has none.
+  private readonly indirCache: Float64Array;
+  private readonly indirCap: Uint32Array;
   // desc_extra: what the driver wrote, so detach never trusts ring memory.
   private readonly extraAddr: Float64Array;
   private readonly extraLen: Uint32Array;
@@ -154,6 +159,8 @@ export class SplitVirtqueue<T = unknown> implements Virtqueue<T> {
     this.numFree = num;
     this.stateData = new Array<T | null>(num).fill(null);
     this.stateIndir = new Float64Array(num);
+    this.indirCache = new Float64Array(num);
+    this.indirCap = new Uint32Array(num);
     this.extraAddr = new Float64Array(num);
     this.extraLen = new Uint32Array(num);
     this.extraFlags = new Uint16Array(num);
@@ -167,7 +174,9 @@ export class SplitVirtqueue<T = unknown> implements Virtqueue<T> {
 
   addSgs(sgs: Sg[], outSgs: number, inSgs: number, data: T): number {
     if (sgs.length < outSgs + inSgs) throw new KernelBug('virtqueue_add_sgs', 'fewer sg entries than out_sgs + in_sgs');
-    return this.addSplit(sgs.slice(0, outSgs + inSgs), outSgs, data);
+    // The add reads the list and keeps nothing of it: copy only to drop extra entries.
+    const n = outSgs + inSgs;
+    return this.addSplit(sgs.length === n ? sgs : sgs.slice(0, n), outSgs, data);
   }
 
   addOutbuf(sg: Sg[], data: T): number {
@@ -193,7 +202,7 @@ export class SplitVirtqueue<T = unknown> implements Virtqueue<T> {
     let table = 0;
     // If the host supports indirect descriptor tables, and we have multiple
     // buffers, then go indirect (Linux's heuristic).
-    if (this.indirect && totalSg > 1 && this.numFree > 0) table = this.allocIndirect(totalSg);
+    if (this.indirect && totalSg > 1 && this.numFree > 0) table = this.allocIndirect(head, totalSg);
     else kernel.warnOnOnce(totalSg > this.vring.num && !this.indirect, this.vdev, 'total_sg > vq->split.vring.num && !vq->indirect', 'virtqueue_add_split');
 
     const indirect = table !== 0;
@@ -203,7 +212,7 @@ export class SplitVirtqueue<T = unknown> implements Virtqueue<T> {
       // For historical reasons Linux forces a notify here if there are
       // outgoing parts to the buffer, so the host services the ring ASAP.
       if (nOut) this.notifyFn(this);
-      if (indirect) this.dma.free(table);
+      // (Linux frees the table here; the model keeps it cached for the head.)
       return -ENOSPC;
     }
 
@@ -246,22 +255,46 @@ export class SplitVirtqueue<T = unknown> implements Virtqueue<T> {
     return 0;
   }
 
-  /** alloc_indirect_split: a table in DMA memory, next pre-linked; 0 if none. */
-  private allocIndirect(totalSg: number): number {
+  /**
+   * alloc_indirect_split: a table of at least totalSg descriptors for the
+   * chain at `head`; 0 if none (the caller falls back on direct descriptors).
+   * The head's cached table when it is big enough; else the cached one is
+   * freed and one of totalSg allocated and cached in its place.
+   */
+  private allocIndirect(head: number, totalSg: number): number {
+    if (this.indirCap[head]! >= totalSg) return this.indirCache[head]!;
+    this.dropIndirect(head);
     const table = this.dma.alloc(totalSg * VRING_DESC_SIZE, VRING_DESC_SIZE);
     if (table === null) return 0;
-    for (let i = 0; i < totalSg; i++) this.ring.write16(descAddr(table, i) + 14, i + 1);
+    this.indirCache[head] = table;
+    this.indirCap[head] = totalSg;
     return table;
   }
 
-  /** virtqueue_add_desc_split: fill desc[i]; returns the next index to use. */
+  /** Free the indirect table cached for a head (none in flight there). */
+  private dropIndirect(head: number): void {
+    const table = this.indirCache[head]!;
+    if (table === 0) return;
+    this.dma.free(table);
+    this.indirCache[head] = 0;
+    this.indirCap[head] = 0;
+  }
+
+  /**
+   * virtqueue_add_desc_split: fill desc[i]; returns the next index to use.
+   * In an indirect table next is i + 1, as alloc_indirect_split links its
+   * extra[] (written here, never read back from memory the device could write).
+   */
   private addDesc(table: number, i: number, addr: number, len: number, flags: number, indirect: boolean): number {
     const ring = this.ring;
     const d = descAddr(table, i);
     ring.write16(d + 12, flags);
     ring.write64(d, addr);
     ring.write32(d + 8, len);
-    if (indirect) return ring.read16(d + 14);
+    if (indirect) {
+      ring.write16(d + 14, i + 1);
+      return i + 1;
+    }
     const next = this.extraNext[i]!;
     ring.write16(d + 14, next);
     this.extraAddr[i] = addr;
@@ -338,7 +371,7 @@ export class SplitVirtqueue<T = unknown> implements Virtqueue<T> {
     return null;
   }
 
-  /** detach_buf_split: put the chain back on the free list, free any indirect table. */
+  /** detach_buf_split: put the chain back on the free list; its indirect table stays cached for the head. */
   private detachBuf(head: number): void {
     this.stateData[head] = null;
 
@@ -356,7 +389,6 @@ export class SplitVirtqueue<T = unknown> implements Virtqueue<T> {
     const table = this.stateIndir[head]!;
     if (table !== 0) {
       if (!(this.extraFlags[head]! & VRING_DESC_F_INDIRECT)) throw new KernelBug('detach_buf_split', 'indirect head without VRING_DESC_F_INDIRECT');
-      this.dma.free(table);
       this.stateIndir[head] = 0;
     }
   }
@@ -479,12 +511,14 @@ export class SplitVirtqueue<T = unknown> implements Virtqueue<T> {
    * the state later trips virtqueue_detach_unused_buf_split's
    * BUG_ON(num_free != vring.num). virtqueue_reinit_vring (the project's
    * linux/patches/0002) WARNs about it and goes on, as the ring reset itself
-   * does not check.
+   * does not check. The cached indirect tables are freed, but for those of
+   * chains still in flight (the driver bug above), which stay until del().
    */
   reinitVring(): void {
     const ring = this.ring;
     const v = this.vring;
     kernel.warnOn(this.numFree !== v.num, this.vdev, '_vq->num_free != virtqueue_get_vring_size(_vq)', 'virtqueue_reinit_vring');
+    for (let h = 0; h < v.num; h++) if (this.stateIndir[h] === 0) this.dropIndirect(h);
 
     ring.publish16(availFlags(v), 0);
     ring.publish16(availIdx(v), 0);
@@ -548,15 +582,14 @@ export class SplitVirtqueue<T = unknown> implements Virtqueue<T> {
     return IRQ_HANDLED;
   }
 
-  /** vring_del_virtqueue: unlink from the device and free the ring memory. */
+  /** vring_del_virtqueue: unlink from the device and free the ring memory and every indirect table. */
   del(): void {
     const list = this.vdev.vqs;
     const at = list.indexOf(this as Virtqueue);
     if (at >= 0) list.splice(at, 1);
     for (let h = 0; h < this.vring.num; h++) {
-      const table = this.stateIndir[h]!;
-      if (table !== 0) this.dma.free(table);
       this.stateIndir[h] = 0;
+      this.dropIndirect(h);
     }
     this.dma.free(this.queueDmaAddr);
   }

@@ -136,7 +136,7 @@ export function maskToWidth(width: number, value: number): number {
 
 export function badAccess(addr: number, width: number): BusError | null {
   if (width !== 1 && width !== 2 && width !== 4) {
-    return new BusError('EMU_BAD_ACCESS', `access width ${width} not carried by the bus (1, 2 or 4)`);
+    return new BusError('EMU_BAD_ACCESS', `access width ${width} not carried by the bus (1, 2 or 4; a 64-bit access is two 32-bit ones: read64/write64)`);
   }
   if (addr >>> 0 !== addr) {
     return new BusError('EMU_BAD_ACCESS', `address ${addr} is not a 32-bit guest-physical address`);

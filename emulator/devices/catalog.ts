@@ -9,15 +9,36 @@ import { createConsole } from './console/device.js';
 import { createRng } from './rng.js';
 import { createRtc } from './rtc.js';
 
-const FACTORIES = new Map<string, DeviceFactory>([
-  ['rng', createRng],
-  ['blk', createBlk],
-  ['console', createConsole],
-  ['rtc', createRtc],
-]);
+/** The device models every board has. */
+export const BUILTIN_DEVICE_TYPES = ['rng', 'blk', 'console', 'rtc'] as const;
+export type DeviceType = (typeof BUILTIN_DEVICE_TYPES)[number];
 
-export function registerDeviceType(type: string, factory: DeviceFactory): void {
+declare const customDevice: unique symbol;
+/**
+ * A model that is not built in: one added with registerDeviceType() (for
+ * in-thread boards), or one a board module of your own provides. Named
+ * with customDeviceType('name'), so a misspelt built-in type ('nvme',
+ * 'rgn') does not compile.
+ */
+export type CustomDeviceType = string & { readonly [customDevice]: true };
+
+export function customDeviceType(name: string): CustomDeviceType {
+  return name as CustomDeviceType;
+}
+
+const BUILTIN_FACTORIES: Record<DeviceType, DeviceFactory> = { rng: createRng, blk: createBlk, console: createConsole, rtc: createRtc };
+const FACTORIES = new Map<string, DeviceFactory>(Object.entries(BUILTIN_FACTORIES));
+
+/** Add a model for in-thread boards (embedding, tests); returns its name for MachineDevice.type. */
+export function registerDeviceType(type: string, factory: DeviceFactory): CustomDeviceType {
   FACTORIES.set(type, factory);
+  return customDeviceType(type);
+}
+
+/** `name` as a device type if a model of that name is known here (built in or registered), else null. */
+export function knownDeviceType(name: string): DeviceType | CustomDeviceType | null {
+  if (!FACTORIES.has(name)) return null;
+  return (BUILTIN_DEVICE_TYPES as readonly string[]).includes(name) ? (name as DeviceType) : customDeviceType(name);
 }
 
 export function deviceTypes(): string[] {

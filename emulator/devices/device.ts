@@ -128,6 +128,8 @@ export interface RetainedStore {
 /** What the board lends a model beyond its options. */
 export interface DeviceHost {
   readonly retained: RetainedStore;
+  /** The machine's virtual clock: what a clock device reads (absent: the host's UTC). */
+  readonly clock?: { utcNs(): bigint };
 }
 
 /** Creates a fresh model instance from the device spec's options. */

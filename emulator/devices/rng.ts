@@ -87,6 +87,8 @@ function positiveInt(options: DeviceOptions, name: string): number | undefined {
 }
 
 export function createRng(options: DeviceOptions): RngDevice {
+  const known = new Set(['queueSize', 'maxRequestBytes']);
+  for (const k of Object.keys(options)) if (!known.has(k)) throw new Error(`rng: unknown option '${k}' (known: ${[...known].join(', ')})`);
   const opts: RngOptions = {};
   const queueSize = positiveInt(options, 'queueSize');
   const maxRequestBytes = positiveInt(options, 'maxRequestBytes');

@@ -43,17 +43,14 @@ import {
 } from '../../core/uapi/rtc.js';
 import type { DeviceOptionValue } from '../board-contract.js';
 import { fail, record, shown, str } from '../snapshot/fields.js';
-import { RING_FEATURES, serveQueue, type Chain, type DeviceContext, type DeviceModel, type DeviceOptions } from './device.js';
+import { hostUtcNs } from '../virtio/clock.js';
+import { RING_FEATURES, serveQueue, type Chain, type DeviceContext, type DeviceHost, type DeviceModel, type DeviceOptions } from './device.js';
 
 export const RTC_DEFAULT_QUEUE_SIZE = 64;
 /** The largest request and response this device understands. */
 const MAX_MSG = 24;
 const U64_LIMIT = 1n << 64n;
 
-/** The host's UTC reference, in ns since the Unix epoch (ms resolution: Date.now()). */
-export function hostUtcNs(): bigint {
-  return BigInt(Date.now()) * 1_000_000n;
-}
 
 interface RtcClock {
   readonly type: number;
@@ -64,7 +61,7 @@ export interface RtcOptions {
   /** Added to every reading of clock 0, in ns (may be negative). */
   offsetNs: bigint;
   queueSize: number;
-  /** Reference clock (tests may substitute one); default hostUtcNs. */
+  /** Reference clock (tests may substitute one); default the board's virtual clock's UTC (DeviceHost.clock), else hostUtcNs. */
   now?: () => bigint;
 }
 
@@ -195,10 +192,11 @@ export function parseOffsetNs(v: DeviceOptionValue | undefined): bigint {
   return m[1] === '-' ? -ns : ns;
 }
 
-export function createRtc(options: DeviceOptions): RtcDevice {
+export function createRtc(options: DeviceOptions, host?: DeviceHost): RtcDevice {
   const known = new Set(['offset', 'queueSize']);
   for (const k of Object.keys(options)) if (!known.has(k)) throw new Error(`rtc: unknown option '${k}' (known: ${[...known].join(', ')})`);
   const queueSize = options['queueSize'] ?? RTC_DEFAULT_QUEUE_SIZE;
   if (typeof queueSize !== 'number' || !Number.isInteger(queueSize) || queueSize <= 0) throw new Error('rtc: option queueSize must be a positive integer');
-  return new RtcDevice({ offsetNs: parseOffsetNs(options['offset']), queueSize });
+  const clock = host?.clock;
+  return new RtcDevice({ offsetNs: parseOffsetNs(options['offset']), queueSize, ...(clock ? { now: () => clock.utcNs() } : {}) });
 }

@@ -5,8 +5,10 @@
 //
 //   format   'virtio-emu-snapshot'
 //   version  1 (SNAPSHOT_VERSION)
-//   machine  { ramBase, ramSize, mmioBase, slots,
+//   machine  { ramBase, ramSize, mmioBase, slots, clock: 'host'|'manual',
 //              devices: [ { slot, type, transport, options } ] }  occupied slots, in order
+//   clock    { aheadNs, utcAtStartNs }  the virtual clock (decimal ns): what
+//            steps added, UTC at power-on (emulator/virtio/clock.ts)
 //   devices  [ { slot,
 //                registers: { version, interruptStatus, irqRaised, deviceFeaturesSel,
 //                             driverFeaturesSel, queueSel, guestPageSize,
@@ -30,6 +32,7 @@
 import { Packr } from 'msgpackr';
 import type { BoardConfig, DeviceOptionValue, DeviceSpec } from '../board-contract.js';
 import { SnapshotError, fail, int, list, plainMap, record, shown, str } from './fields.js';
+import { CLOCK_MAX_NS, CLOCK_MODES, type ClockMode } from '../virtio/clock.js';
 
 export const SNAPSHOT_FORMAT = 'virtio-emu-snapshot';
 export const SNAPSHOT_VERSION = 1;
@@ -65,7 +68,14 @@ export interface MachineLayout {
   ramSize: number;
   mmioBase: number;
   slots: number;
+  clock: ClockMode;
   devices: LayoutDevice[];
+}
+
+/** The virtual clock's state (VirtualClock.saveState), in decimal ns. */
+export interface ClockState {
+  aheadNs: string;
+  utcAtStartNs: string;
 }
 
 /** One device's entry: the transport's registers, the device core's state (checked by their owners). */
@@ -79,6 +89,7 @@ export interface SnapshotDoc {
   format: typeof SNAPSHOT_FORMAT;
   version: typeof SNAPSHOT_VERSION;
   machine: MachineLayout;
+  clock: ClockState;
   devices: SlotSnapshot[];
 }
 
@@ -114,15 +125,24 @@ export function decodeSnapshot(bytes: unknown): SnapshotDoc {
     if (err instanceof RangeError || msg.includes('Unexpected end')) fail('', `truncated: the msgpack data of ${bytes.length} bytes ends inside a value`);
     fail('', `not a msgpack document (${msg.split('\n')[0]!.slice(0, 80)})`);
   }
-  const top = record(raw, '', ['format', 'version', 'machine', 'devices']);
+  const top = record(raw, '', ['format', 'version', 'machine', 'clock', 'devices']);
   if (top['format'] !== SNAPSHOT_FORMAT) fail('format', `expected '${SNAPSHOT_FORMAT}', got ${shown(top['format'])}`);
   if (top['version'] !== SNAPSHOT_VERSION) fail('version', `version ${shown(top['version'])} is not supported (this build reads version ${SNAPSHOT_VERSION})`);
   const machine = readLayout(top['machine'], 'machine');
+  const c = record(top['clock'], 'clock', ['aheadNs', 'utcAtStartNs']);
+  const clock = { aheadNs: decimalNs(c['aheadNs'], 'clock.aheadNs'), utcAtStartNs: decimalNs(c['utcAtStartNs'], 'clock.utcAtStartNs') };
   const devices = list(top['devices'], 'devices', machine.slots, (v, p) => {
     const d = record(v, p, ['slot', 'registers', 'device']);
     return { slot: int(d['slot'], `${p}.slot`, 0, machine.slots - 1), registers: d['registers'], device: d['device'] };
   });
-  return { format: SNAPSHOT_FORMAT, version: SNAPSHOT_VERSION, machine, devices };
+  return { format: SNAPSHOT_FORMAT, version: SNAPSHOT_VERSION, machine, clock, devices };
+}
+
+/** A count of ns as the clock keeps it: a decimal string of 0 to CLOCK_MAX_NS. */
+function decimalNs(v: unknown, path: string): string {
+  const s = str(v, path, 19);
+  if (!/^\d{1,19}$/.test(s) || BigInt(s) > CLOCK_MAX_NS) fail(path, `${shown(s)} is not a count of ns from 0 to ${CLOCK_MAX_NS}`);
+  return s;
 }
 
 const MAX_SLOTS = 4096;
@@ -130,7 +150,9 @@ const MAX_OPTIONS = 64;
 const MAX_OPTION_LENGTH = 4096;
 
 function readLayout(v: unknown, path: string): MachineLayout {
-  const m = record(v, path, ['ramBase', 'ramSize', 'mmioBase', 'slots', 'devices']);
+  const m = record(v, path, ['ramBase', 'ramSize', 'mmioBase', 'slots', 'clock', 'devices']);
+  const clock = m['clock'];
+  if (!(CLOCK_MODES as readonly unknown[]).includes(clock)) fail(`${path}.clock`, `expected ${CLOCK_MODES.join(' or ')}, got ${shown(clock)}`);
   const slots = int(m['slots'], `${path}.slots`, 1, MAX_SLOTS);
   let last = -1;
   const devices = list(m['devices'], `${path}.devices`, slots, (x, p) => {
@@ -155,6 +177,7 @@ function readLayout(v: unknown, path: string): MachineLayout {
     ramSize: int(m['ramSize'], `${path}.ramSize`, 1, 2 ** 32),
     mmioBase: int(m['mmioBase'], `${path}.mmioBase`, 0, 2 ** 32),
     slots,
+    clock: clock as ClockMode,
     devices,
   };
 }
@@ -165,7 +188,7 @@ export function layoutOf(config: BoardConfig): MachineLayout {
   config.devices.forEach((d: DeviceSpec | null, slot) => {
     if (d) devices.push({ slot, type: d.type, transport: d.transport, options: { ...(d.options ?? {}) } });
   });
-  return { ramBase: config.ramBase, ramSize: config.ramSize, mmioBase: config.mmioBase, slots: config.slots, devices };
+  return { ramBase: config.ramBase, ramSize: config.ramSize, mmioBase: config.mmioBase, slots: config.slots, clock: config.clock ?? 'host', devices };
 }
 
 function optionsText(o: Record<string, DeviceOptionValue>): string {
@@ -193,6 +216,7 @@ export function layoutMismatch(doc: MachineLayout, mine: MachineLayout, knownTyp
   }
   if (doc.mmioBase !== mine.mmioBase) return `virtio-mmio windows differ: the snapshot's are at ${hex(doc.mmioBase)}, this machine's at ${hex(mine.mmioBase)}`;
   if (doc.slots !== mine.slots) return `the snapshot has ${doc.slots} slots, this machine ${mine.slots}`;
+  if (doc.clock !== mine.clock) return `the snapshot's virtual clock is ${doc.clock}, this machine's ${mine.clock}`;
   const at = (l: MachineLayout, slot: number): LayoutDevice | undefined => l.devices.find((d) => d.slot === slot);
   for (let slot = 0; slot < mine.slots; slot++) {
     const a = at(doc, slot);

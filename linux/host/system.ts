@@ -58,8 +58,10 @@ export interface LinuxSystem {
    * for its log and warnings.
    */
   readonly lastBootKernel: LinuxKernel | null;
-  /** Make a PM callback of a device fail (see DpmCore.inject). */
+  /** Make a PM callback of a device fail in every transition from now on (see DpmCore.inject), until clearPmFailures(). */
   injectPmFailure(i: PmInjection): void;
+  /** Drop an injection made with injectPmFailure() (the same object), or all of them. */
+  clearPmFailures(i?: PmInjection): void;
   /** Suspend to RAM and resume (pmSuspend of core/pm/system.ts). */
   suspend(opts?: LinuxSleepOptions): PmTransition;
   /**
@@ -106,6 +108,10 @@ class LinuxSystemImpl implements LinuxSystem {
 
   injectPmFailure(i: PmInjection): void {
     this.currentDpm.inject(i);
+  }
+
+  clearPmFailures(i?: PmInjection): void {
+    this.currentDpm.clearInjections(i);
   }
 
   private power(model: LinuxPowerModel): void {
@@ -160,7 +166,7 @@ class LinuxSystemImpl implements LinuxSystem {
       const b = boot as LinuxKernel;
       const bd = bootDpm as DpmCore<LinuxPmDev>;
       image.close(new Error('hibernation: the boot kernel failed to quiesce; the image was not restored'));
-      bd.injections.length = 0;
+      bd.clearInjections();
       this.current = b;
       this.currentDpm = bd;
     }

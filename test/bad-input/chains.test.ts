@@ -186,7 +186,7 @@ describe('BI-06 buffers outside guest RAM, overflowing, or in the register windo
 
 describe('BI-07 chain byte total over 2^32', () => {
   const ramSize = 64 << 20;
-  const opts = { dut: { type: 'rng', transport: 'mmio' as const, options: { queueSize: 128 } }, ramSize };
+  const opts = { dut: { type: 'rng' as const, transport: 'mmio' as const, options: { queueSize: 128 } }, ramSize };
   /** n readable descriptors, each the whole of guest RAM (64 MiB). */
   const wholeRam = (q: QueueBuilder, rig: Rig, n: number): number =>
     q.raw(Array.from({ length: n }, (_, i): [number, { addr: number; len: number; flags: number; next: number }] => [i, { addr: rig.mem.base, len: ramSize, flags: i < n - 1 ? NEXT : 0, next: i + 1 }]));

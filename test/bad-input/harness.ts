@@ -8,7 +8,7 @@ import { expect, it } from 'vitest';
 import type { GuestMemory } from '../../core/bus.js';
 import { MAGIC_VALUE, REG, VIRTIO_MMIO_INT_CONFIG } from '../../core/uapi/mmio.js';
 import { VIRTIO_CONFIG_S_NEEDS_RESET } from '../../core/uapi/status.js';
-import { Machine } from '../../emulator/machine.js';
+import { Machine, type MachineDevice } from '../../emulator/machine.js';
 import type { Board, ControlRequest, ControlResponse, DeviceSpec } from '../../emulator/board-contract.js';
 import { QueueBuilder, W, R, WRITE, type Buf, type BuiltChain, type UsedElem } from '../../tools/testkit/queue-builder.js';
 import { PackedQueueBuilder, type BuiltPackedChain } from '../../tools/testkit/packed-queue-builder.js';
@@ -32,9 +32,12 @@ export const OTHER = 1;
 /** Generous bound for waits on the device worker; reaching it fails the test, it is not a timing assertion. */
 const WAIT_MS = 15_000;
 
+/** A device spec the board and the machine both take. */
+export type RigDevice = DeviceSpec & MachineDevice;
+
 export interface RigOptions {
   /** The device under test in slot 0 (default virtio-rng on virtio-mmio v2). */
-  dut?: DeviceSpec;
+  dut?: RigDevice;
   ramSize?: number;
   weight?: number;
   /** Extra empty slots after the two devices. */
@@ -104,7 +107,7 @@ function statsOf(res: ControlResponse, slot: number): SlotStats {
   return (res.value as { slots: SlotStats[] }).slots[slot]!;
 }
 
-const RNG: DeviceSpec = { type: 'rng', transport: 'mmio' };
+const RNG: RigDevice = { type: 'rng', transport: 'mmio' };
 
 /** The in-thread board: createBoard directly; the test runs deferred work. */
 export function boardRig(opts: RigOptions = {}): Rig {

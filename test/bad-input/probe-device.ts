@@ -5,9 +5,9 @@
 // boards only (the device worker knows the built-in models alone).
 import { VIRTIO_F_RING_PACKED, VIRTIO_F_RING_RESET, VIRTIO_F_VERSION_1, VIRTIO_RING_F_EVENT_IDX, VIRTIO_RING_F_INDIRECT_DESC, bit, hasBit } from '../../core/uapi/features.js';
 import type { Chain, ConfigWidth, DeviceContext, DeviceModel } from '../../emulator/devices/device.js';
-import { registerDeviceType } from '../../emulator/devices/catalog.js';
+import { customDeviceType, registerDeviceType } from '../../emulator/devices/catalog.js';
 
-export const PROBE_TYPE = 'bi-probe';
+export const PROBE_TYPE = customDeviceType('bi-probe');
 export const PROBE_DEVICE_ID = 0x71;
 /** Device feature bits: B needs A (validateFeatures refuses B alone). */
 export const PROBE_F_A = 0;

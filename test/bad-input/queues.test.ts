@@ -16,7 +16,7 @@ import { bringUp, expectRecovered, kick, onBoard, onBoth, pendingWorkItems, requ
 import { ECHO_Q, HOLD_Q, PROBE_TYPE, ProbeDevice } from './probe-device.js';
 
 const PROBE = { dut: { type: PROBE_TYPE, transport: 'mmio' as const } };
-const LEGACY = { dut: { type: 'rng', transport: 'mmio-legacy' as const } };
+const LEGACY = { dut: { type: 'rng' as const, transport: 'mmio-legacy' as const } };
 
 /** Program queue 0 of the device under test with raw values, write QueueReady=1, return QueueReady read back. */
 function tryEnable(rig: Rig, num: number, desc: number, avail: number, used: number): number {

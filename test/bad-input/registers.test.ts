@@ -5,7 +5,7 @@
 // detectable through ConfigGeneration; InterruptStatus bits stay set until
 // acknowledged, and undefined ACK bits are ignored.
 import { describe, expect } from 'vitest';
-import { BusError, PLATFORM, type AccessWidth } from '../../core/bus.js';
+import { BusError, PLATFORM, read64, write64, type AccessWidth } from '../../core/bus.js';
 import { MAGIC_VALUE, MMIO_WINDOW_SIZE, REG, VIRTIO_MMIO_INT_CONFIG as INT_CONFIG, VIRTIO_MMIO_INT_VRING as INT_VRING } from '../../core/uapi/mmio.js';
 import { VIRTIO_RING_F_EVENT_IDX, bit } from '../../core/uapi/features.js';
 import { VIRTIO_CONFIG_S_DRIVER_OK as DRIVER_OK } from '../../core/uapi/status.js';
@@ -15,7 +15,7 @@ import { bringUp, expectRecovered, onBoard, onBoth, request, type Rig } from './
 import { PROBE_DEVICE_ID, PROBE_TYPE } from './probe-device.js';
 
 const PROBE = { dut: { type: PROBE_TYPE, transport: 'mmio' as const } };
-const LEGACY = { dut: { type: 'rng', transport: 'mmio-legacy' as const } };
+const LEGACY = { dut: { type: 'rng' as const, transport: 'mmio-legacy' as const } };
 
 /** The registers a driver reads back, to show a bad access changed nothing. */
 function visibleState(rig: Rig): number[] {
@@ -47,16 +47,26 @@ describe('BI-21 control-register access misuse', () => {
     expect((await request(rig, rig.dut, q!, 0, [W(8)])).used.len).toBe(8);
     await expectRecovered(rig);
   });
-  onBoth('BI-21 64-bit accesses are not carried: the board answers nothing wider than 32 bits', async (rig) => {
+  onBoth('BI-21 64-bit accesses are two 32-bit ones, low word first (read64/write64); the bus carries none wider', async (rig) => {
     const state = visibleState(rig);
     if (rig.kind === 'worker') {
       // The bus refuses the width on the driver side; the worker never sees it.
       expect(() => rig.dut.read(REG.Status, 8 as AccessWidth)).toThrow(BusError);
-      expect(() => rig.dut.write(REG.Status, 0, 8 as AccessWidth)).toThrow(/width 8/);
+      expect(() => rig.dut.write(REG.Status, 0, 8 as AccessWidth)).toThrow(/width 8 not carried by the bus .*read64\/write64/);
     } else {
+      // The board itself answers nothing wider than 32 bits.
       expect(rig.dut.read(REG.Status, 8 as AccessWidth)).toBe(0);
       rig.dut.write(REG.Status, 0, 8 as AccessWidth);
     }
+    const seen: string[] = [];
+    const window = {
+      read: (off: number, w: AccessWidth) => (seen.push(`r ${off.toString(16)}/${w}`), rig.dut.read(off, w)),
+      write: (off: number, w: AccessWidth, v: number) => (seen.push(`w ${off.toString(16)}/${w}`), rig.dut.write(off, v, w)),
+    };
+    expect(read64(window, REG.MagicValue)).toBe((BigInt(rig.dut.read(REG.Version)) << 32n) | BigInt(MAGIC_VALUE));
+    // A 64-bit write: the low word at the address, then the high word (here QueueDescLow, QueueDescHigh).
+    write64(window, REG.QueueDescLow, 0x0000_0001_4000_1000n);
+    expect(seen).toEqual(['r 0/4', 'r 4/4', 'w 80/4', 'w 84/4']);
     expect(visibleState(rig)).toEqual(state);
     await expectRecovered(rig);
   });
@@ -148,6 +158,20 @@ describe('BI-22 config space misuse', () => {
       rig.dut.write(cfg(16), 0xffff_ffff);
       expect(rig.stats().guestErrors - errors).toBe(6);
       expect(rig.dut.read(cfg(8))).toBe(0x0403_0201);
+      await expectRecovered(rig, [8, 8]);
+    },
+    PROBE,
+  );
+  onBoard(
+    'BI-22 a 64-bit config field written and read with write64/read64: two aligned 32-bit accesses, low word first',
+    async (rig) => {
+      bringUp(rig, rig.dut, [8, 8]);
+      const errors = rig.stats().guestErrors;
+      const window = { read: (off: number, w: AccessWidth) => rig.dut.read(off, w), write: (off: number, w: AccessWidth, v: number) => rig.dut.write(off, v, w) };
+      write64(window, cfg(8), 0x1122_3344_5566_7788n);
+      expect([rig.dut.read(cfg(8)), rig.dut.read(cfg(12))]).toEqual([0x5566_7788, 0x1122_3344]);
+      expect(read64(window, cfg(8))).toBe(0x1122_3344_5566_7788n);
+      expect(rig.stats().guestErrors - errors).toBe(0);
       await expectRecovered(rig, [8, 8]);
     },
     PROBE,

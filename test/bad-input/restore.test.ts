@@ -9,12 +9,12 @@ import { PLATFORM } from '../../core/bus.js';
 import { VIRTIO_F_VERSION_1, bit } from '../../core/uapi/features.js';
 import { REG } from '../../core/uapi/mmio.js';
 import { VIRTIO_CONFIG_S_DRIVER_OK } from '../../core/uapi/status.js';
-import type { ControlRequest, DeviceSpec } from '../../emulator/board-contract.js';
+import type { ControlRequest } from '../../emulator/board-contract.js';
 import { Machine } from '../../emulator/machine.js';
 import { SNAPSHOT_LIMITS, SNAPSHOT_VERSION } from '../../emulator/snapshot/format.js';
 import { W } from '../../tools/testkit/queue-builder.js';
 import { concatBytes, editDoc, readDoc, writeDoc, type DocData } from '../helpers/snapshot-docs.js';
-import { boardRig, bringUp, bringUpPacked, expectRecovered, onBoard, onBoth, request, requestPacked, workerRig, type Rig, type RigOptions } from './harness.js';
+import { boardRig, bringUp, bringUpPacked, expectRecovered, onBoard, onBoth, request, requestPacked, workerRig, type Rig, type RigDevice, type RigOptions } from './harness.js';
 import { HOLD_Q, PROBE_TYPE } from './probe-device.js';
 
 function snapshot(rig: Rig): Uint8Array {
@@ -72,6 +72,10 @@ function badDocuments(good: Uint8Array): Case[] {
     ['other RAM size', e((d) => (d['machine']['ramSize'] = 2 << 20)), /guest RAM differs/],
     ['other RAM base', e((d) => (d['machine']['ramBase'] = 0x8000_0000)), /guest RAM differs/],
     ['other slot count', e((d) => (d['machine']['slots'] = 3)), /the snapshot has 3 slots, this machine 2/],
+    ['another clock mode', e((d) => (d['machine']['clock'] = 'manual')), /the snapshot's virtual clock is manual, this machine's host/],
+    ['an unknown clock mode', e((d) => (d['machine']['clock'] = 'tsc')), /machine\.clock: expected host or manual, got "tsc"/],
+    ['clock time not a count', e((d) => (d['clock']['aheadNs'] = '-5')), /clock\.aheadNs: "-5" is not a count of ns/],
+    ['clock time past its end', e((d) => (d['clock']['aheadNs'] = '9223372036854775808')), /clock\.aheadNs: .* is not a count of ns from 0 to 9223372036854775807/],
     ['another type in a slot', e((d) => (d['machine']['devices'][0]['type'] = 'rtc')), /slot 0: the snapshot has rtc on mmio, this machine rng on mmio/],
     ['unknown device type', e((d) => (d['machine']['devices'][0]['type'] = 'gpu')), /slot 0: unknown device type "gpu"/],
     ['another transport', e((d) => (d['machine']['devices'][0]['transport'] = 'ccw')), /slot 0: the snapshot has rng on ccw/],
@@ -227,7 +231,7 @@ describe('BI-30 restore-time state validation', () => {
     { dut: { type: 'rng', transport: 'mmio-legacy' } },
   );
 
-  const modelCases: [string, DeviceSpec, (good: Uint8Array) => Case[]][] = [
+  const modelCases: [string, RigDevice, (good: Uint8Array) => Case[]][] = [
     [
       'a RAM disk',
       { type: 'blk', transport: 'mmio', options: { size: '256K' } },

@@ -31,7 +31,7 @@ import { bringUp, expectRecovered, kick, onBoard, onBoth, request, type Rig } fr
 import { HOLD_Q, PROBE_F_A, PROBE_F_B, PROBE_TYPE, ProbeDevice } from './probe-device.js';
 
 const PROBE = { dut: { type: PROBE_TYPE, transport: 'mmio' as const } };
-const LEGACY = { dut: { type: 'rng', transport: 'mmio-legacy' as const } };
+const LEGACY = { dut: { type: 'rng' as const, transport: 'mmio-legacy' as const } };
 /** Every bit a Status read may show on a device without VIRTIO_F_SUSPEND. */
 const STATUS_BITS = ACK | DRIVER | DRIVER_OK | FEATURES_OK | NEEDS_RESET | FAILED;
 

@@ -12,7 +12,7 @@ import { W, WRITE, type QueueBuilder } from '../../tools/testkit/queue-builder.j
 import { DUT, OTHER, bringUp, expectRecovered, onBoard, pendingWorkItems, request, workerRig, type Rig } from './harness.js';
 import { ECHO_Q, HOLD_Q, PROBE_TYPE } from './probe-device.js';
 
-const BIG_RNG = (queueSize: number) => ({ dut: { type: 'rng', transport: 'mmio' as const, options: { queueSize } } });
+const BIG_RNG = (queueSize: number) => ({ dut: { type: 'rng' as const, transport: 'mmio' as const, options: { queueSize } } });
 
 /** Make n one-descriptor chains available on q (one buffer shared by all: only the count matters). */
 function flood(q: QueueBuilder, n: number, len = 8): void {

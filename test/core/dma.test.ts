@@ -43,7 +43,7 @@ describe('DmaAllocator', () => {
     const blocks = [0, 1, 2, 3].map(() => dma.alloc(1024)!);
     expect(dma.alloc(1024)).toBeNull();
     for (const i of [1, 3, 0, 2]) dma.free(blocks[i]!);
-    expect(dma.stats()).toEqual({ used: 0, free: 4096, allocations: 0, failures: 1 });
+    expect(dma.stats()).toEqual({ used: 0, free: 4096, allocations: 0, failures: 1, allocCalls: 5, freeCalls: 4 });
     expect(dma.alloc(4096)).toBe(BASE);
   });
 

@@ -193,6 +193,30 @@ describe('the motivating case: a clock that must be back before any restore()', 
 });
 
 describe('aborted and failed transitions', () => {
+  it('an injected failure fails every transition until it is cleared, one injection or all', async () => {
+    const { sys } = await boot(['rng', 'rtc'], [virtioRngDriver, virtioRtcNoirqDriver]);
+    const rng = { phase: 'suspend', device: 0, errno: EIO } as const;
+    const rtc = { phase: 'suspend_noirq', device: 1, errno: EAGAIN } as const;
+    sys.injectPmFailure(rng);
+    expect(sys.suspend().result).toBe(-EIO);
+    expect(sys.suspend().result).toBe(-EIO);
+    // A hibernation runs freeze, not suspend: the injection names a callback it does not run.
+    expect(sys.hibernate({ power: 'retain' }).result).toBe(0);
+    sys.injectPmFailure(rtc);
+    sys.clearPmFailures(rng);
+    const t = sys.suspend();
+    expect([t.result, t.failedStep]).toEqual([-EAGAIN, 'suspend_noirq']);
+    // Clearing one that is gone changes nothing.
+    sys.clearPmFailures(rng);
+    expect(sys.suspend().result).toBe(-EAGAIN);
+    sys.injectPmFailure(rng);
+    sys.clearPmFailures();
+    expect(sys.suspend().result).toBe(0);
+    expect(sys.dpm.injections).toEqual([]);
+    readsClock(sys, 1);
+    expect(virtioRngRead(sys.device(0)!, 8)).toBeInstanceOf(Uint8Array);
+  });
+
   it('abort before noirq (a peer fails suspend): restore() skips the reinit, the clock works', async () => {
     const { sys, trace } = await boot(['rtc', 'rng'], [virtioRtcNoirqDriver, virtioRngDriver]);
     sys.injectPmFailure({ phase: 'suspend', device: 0, errno: EIO });

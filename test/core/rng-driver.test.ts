@@ -8,13 +8,13 @@ import { VIRTRNG_DATA_SIZE, hwrngList, rngOptions, virtioRngDriver, virtioRngRea
 import { kernel } from '../../core/kernel.js';
 import { ENODEV, ETIMEDOUT } from '../../core/uapi/errno.js';
 import { VIRTIO_ID_RNG } from '../../core/uapi/ids.js';
-import { VirtioBus, registerVirtioDriver } from '../../core/virtio.js';
-import { Machine, type BusKind, type MachineDevice } from '../../emulator/machine.js';
+import { KernelBug, VirtioBus, registerVirtioDriver } from '../../core/virtio.js';
+import { Machine, type BusKind, type MachineDeviceEntry } from '../../emulator/machine.js';
 import { virtioMmioPmOps, virtioMmioRemove, virtioMmioScan, type VirtioMmioDevice } from '../../transports/mmio/index.js';
 
 const machines: Machine[] = [];
 
-async function rngMachine(bus: BusKind, devices: (MachineDevice | string)[] = ['rng']): Promise<{ m: Machine; devs: VirtioMmioDevice[] }> {
+async function rngMachine(bus: BusKind, devices: MachineDeviceEntry[] = ['rng']): Promise<{ m: Machine; devs: VirtioMmioDevice[] }> {
   const m = await Machine.create({ devices, slots: 4, ramSize: 4 << 20, bus });
   machines.push(m);
   const vbus = new VirtioBus();
@@ -84,6 +84,20 @@ describe.each(['worker', 'inthread'] as BusKind[])('virtio-rng over the %s bus',
     expect(read(dev, 700).length).toBe(700);
     expect(virtioRngStats(dev).bytes).toBe(1200);
     expect(kernel.warnings).toEqual([]);
+  });
+
+  it('a second freeze without a restore between (remove_common twice: a double free in Linux) is a kernel bug, and frees nothing allocated since', async () => {
+    const { m, devs } = await rngMachine(kind);
+    const dev = devs[0]!;
+    const data = virtrngInfo(dev)!.data;
+    expect(virtioMmioPmOps.freeze(dev)).toBe(0);
+    // The next owner of the rng's buffer.
+    const dma = dmaFor(m.mem);
+    const other = dma.alloc(VIRTRNG_DATA_SIZE, VIRTRNG_DATA_SIZE);
+    expect(other).toBe(data);
+    expect(() => virtioMmioPmOps.freeze(dev)).toThrow(KernelBug);
+    expect(dma.sizeOf(other!)).toBe(VIRTRNG_DATA_SIZE);
+    kernel.clear();
   });
 
   it('fails reads with -ENODEV once the device is removed', async () => {

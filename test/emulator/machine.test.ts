@@ -4,8 +4,9 @@ import { spawn } from 'node:child_process';
 import { afterEach, describe, expect, it } from 'vitest';
 import { IRQ_HANDLED, PLATFORM } from '../../core/bus.js';
 import { MAGIC_VALUE, REG, VIRTIO_MMIO_INT_CONFIG, VIRTIO_MMIO_INT_VRING } from '../../core/uapi/mmio.js';
+import { customDeviceType } from '../../emulator/devices/catalog.js';
 import { Machine, placeDevices, type BusKind, type MachineOptions } from '../../emulator/machine.js';
-import { FAKE_BOARD_MODULE, FAKE_DEVICE_ID, FAKE_NOTIFIED, FAKE_TIMER } from '../helpers/fake-board.js';
+import { FAKE_BOARD_MODULE, FAKE_DEVICE_ID, FAKE_NOTIFIED, FAKE_TIMER, FAKE_TYPE } from '../helpers/fake-board.js';
 
 const machines: Machine[] = [];
 async function boot(opts: MachineOptions = {}): Promise<Machine> {
@@ -26,13 +27,14 @@ describe('device placement', () => {
   });
 
   it('rejects duplicate and out-of-range slots and too many devices', () => {
-    expect(() => placeDevices([{ type: 'a', slot: 1 }, { type: 'b', slot: 1 }], 4)).toThrow(/already holds a/);
-    expect(() => placeDevices([{ type: 'a', slot: 4 }], 4)).toThrow(RangeError);
-    expect(() => placeDevices(['a', 'b', 'c'], 2)).toThrow(/no free slot/);
+    const [a, b, c] = ['a', 'b', 'c'].map(customDeviceType);
+    expect(() => placeDevices([{ type: a!, slot: 1 }, { type: b!, slot: 1 }], 4)).toThrow(/already holds a/);
+    expect(() => placeDevices([{ type: a!, slot: 4 }], 4)).toThrow(RangeError);
+    expect(() => placeDevices([a!, b!, c!], 2)).toThrow(/no free slot/);
   });
 
   it('reports slot addresses and plugged devices', async () => {
-    const m = await boot({ devices: ['fake', { type: 'fake', slot: 2 }], slots: 40 });
+    const m = await boot({ devices: [FAKE_TYPE, { type: FAKE_TYPE, slot: 2 }], slots: 40 });
     expect(m.slotAddr(0)).toBe(PLATFORM.MMIO_BASE);
     expect(m.slotAddr(39)).toBe(PLATFORM.MMIO_BASE + 39 * 0x200);
     expect(() => m.slotAddr(40)).toThrow(RangeError);
@@ -59,7 +61,7 @@ describe('device placement', () => {
 
 describe.each(['worker', 'inthread'] as BusKind[])('%s bus', (kind) => {
   it('delivers the used-buffer interrupt of a QueueNotify; the handler ACKs and the line drops', async () => {
-    const m = await boot({ devices: ['fake', 'fake'], bus: kind });
+    const m = await boot({ devices: [FAKE_TYPE, FAKE_TYPE], bus: kind });
     expect(m.busKind).toBe(kind);
     const base = m.slotAddr(1);
     const seen: number[] = [];
@@ -79,7 +81,7 @@ describe.each(['worker', 'inthread'] as BusKind[])('%s bus', (kind) => {
   });
 
   it('an interrupt raised while the line is masked is delivered after unmask', async () => {
-    const m = await boot({ devices: ['fake'], bus: kind });
+    const m = await boot({ devices: [FAKE_TYPE], bus: kind });
     const base = m.slotAddr(0);
     let hits = 0;
     m.irq.request(0, () => {
@@ -101,7 +103,7 @@ describe.each(['worker', 'inthread'] as BusKind[])('%s bus', (kind) => {
   });
 
   it('fires device timers while the driver waits', async () => {
-    const m = await boot({ devices: ['fake'], bus: kind });
+    const m = await boot({ devices: [FAKE_TYPE], bus: kind });
     const base = m.slotAddr(0);
     let isr = 0;
     m.irq.request(0, () => {
@@ -115,7 +117,7 @@ describe.each(['worker', 'inthread'] as BusKind[])('%s bus', (kind) => {
   });
 
   it('answers ping and stats; close is idempotent and later accesses give EMU_CLOSED', async () => {
-    const m = await boot({ devices: ['fake'], bus: kind });
+    const m = await boot({ devices: [FAKE_TYPE], bus: kind });
     expect(m.control({ op: 'ping' })).toEqual({ ok: true, value: 'pong' });
     m.bus.read(m.slotAddr(0), 4);
     const stats = m.control({ op: 'stats' }) as { ok: true; value: { reads: number; bus: { kind: string } } };

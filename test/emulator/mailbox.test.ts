@@ -8,11 +8,11 @@ import { MB, MB_TIME, createMailbox } from '../../emulator/bus/mailbox.js';
 import { MailboxBus } from '../../emulator/bus/mailbox-driver.js';
 import { sharedClock } from '../../emulator/bus/spin.js';
 import { IrqController, createIrqState } from '../../emulator/irq/controller.js';
-import { FAKE_BOARD_MODULE, FAKE_DEVICE_ID, FAKE_VENDOR_ID } from '../helpers/fake-board.js';
+import { FAKE_BOARD_MODULE, FAKE_DEVICE_ID, FAKE_TYPE, FAKE_VENDOR_ID } from '../helpers/fake-board.js';
 
 const machines: Machine[] = [];
 async function boot(opts: MachineOptions = {}): Promise<Machine> {
-  const m = await Machine.create({ devices: ['fake'], slots: 4, ramSize: 1 << 20, boardModule: FAKE_BOARD_MODULE, ...opts });
+  const m = await Machine.create({ devices: [FAKE_TYPE], slots: 4, ramSize: 1 << 20, boardModule: FAKE_BOARD_MODULE, ...opts });
   machines.push(m);
   return m;
 }

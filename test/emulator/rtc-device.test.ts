@@ -24,7 +24,8 @@ import {
   VIRTIO_RTC_S_OK,
   VIRTIO_RTC_SMEAR_UNSPECIFIED,
 } from '../../core/uapi/rtc.js';
-import { hostUtcNs, parseOffsetNs } from '../../emulator/devices/rtc.js';
+import { parseOffsetNs } from '../../emulator/devices/rtc.js';
+import { hostUtcNs } from '../../emulator/virtio/clock.js';
 import type { DeviceOptionValue } from '../../emulator/board-contract.js';
 import { RawDriver, makeBoard, slotStats, type RawRing, type TestBoard } from '../helpers/raw-driver.js';
 import { postChain, rtcMessage, rtcRequest, usedAt } from '../helpers/raw-requests.js';

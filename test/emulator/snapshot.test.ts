@@ -119,6 +119,27 @@ describe('device snapshot on the board', () => {
     expect(usedIdx).toBe(1);
   });
 
+  it('the virtual clock: a manual clock goes on from the same time, and the rtc from the same UTC', async () => {
+    const { Machine } = await import('../../emulator/machine.js');
+    const m = await Machine.create({ devices: ['rtc'], slots: 1, ramSize: 1 << 20, clock: 'manual', bus: 'inthread' });
+    try {
+      expect(m.control({ op: 'clock', step: '5000000000' }).ok).toBe(true);
+      const d = m.control({ op: 'snapshot' });
+      const doc = (d.ok ? d.value : null) as Uint8Array;
+      const r = await Machine.restore(doc, m.mem.u8.slice(), { bus: 'inthread' });
+      try {
+        const now = (x: typeof m): unknown => (x.control({ op: 'clock' }) as { value: { ns: string } }).value.ns;
+        expect(now(r)).toBe('5000000000');
+        const again = r.control({ op: 'snapshot' });
+        expect(readDoc((again.ok ? again.value : null) as Uint8Array)['clock']).toEqual(readDoc(doc)['clock']);
+      } finally {
+        await r.close();
+      }
+    } finally {
+      await m.close();
+    }
+  });
+
   it('power snapshot keeps legacy GuestPageSize and the counters, which power fresh loses', () => {
     const tb = makeBoard([{ type: 'rng', transport: 'mmio-legacy' }], { slots: 1 });
     const drv = new RawDriver(tb, 0);

@@ -5,7 +5,10 @@
 import { MAGIC_VALUE, MMIO_WINDOW_SIZE, REG, VIRTIO_MMIO_INT_CONFIG, VIRTIO_MMIO_INT_VRING } from '../../core/uapi/mmio.js';
 import type { AccessWidth } from '../../core/bus.js';
 import type { Board, BoardConfig, ControlRequest, ControlResponse, IrqLines } from '../../emulator/board-contract.js';
+import { customDeviceType } from '../../emulator/devices/catalog.js';
 
+/** The fake board's device type (it serves any type; tests name this one). */
+export const FAKE_TYPE = customDeviceType('fake');
 export const FAKE_DEVICE_ID = 0x7e;
 export const FAKE_VENDOR_ID = 0x454b4146; // "FAKE"
 /** Fake-only register: writing N arms a timer that raises a config interrupt after N ms. */

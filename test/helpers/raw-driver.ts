@@ -15,6 +15,7 @@ import { alignUp, availRingSize, descTableSize, usedRingSize } from '../../core/
 import { VIRTIO_F_RING_PACKED, bit, fromWords, hi32, lo32 } from '../../core/uapi/features.js';
 import { createBoard, type BoardOptions, type BoardStats, type SlotStats } from '../../emulator/board.js';
 import type { Board, DeviceSpec, IrqLines } from '../../emulator/board-contract.js';
+import type { ClockMode } from '../../emulator/virtio/clock.js';
 
 export const RAM_BASE = PLATFORM.RAM_BASE;
 export const MMIO_BASE = PLATFORM.MMIO_BASE;
@@ -61,16 +62,17 @@ export const TEST_RAM_SIZE = 1 << 20;
 
 export function makeBoard(
   devices: (DeviceSpec | null)[],
-  opts: { slots?: number; ramSize?: number; weight?: number } = {},
+  /** clock: the board's virtual clock drives the timers (default: the FakeClock of the TestBoard does). */
+  opts: { slots?: number; ramSize?: number; weight?: number; clock?: ClockMode } = {},
 ): TestBoard {
   const ramSize = opts.ramSize ?? TEST_RAM_SIZE;
   const ram = new Uint8Array(new SharedArrayBuffer(ramSize));
   const irq = new RecordingIrq();
   const clock = new FakeClock();
-  const boardOpts: BoardOptions = { now: clock.now };
+  const boardOpts: BoardOptions = opts.clock ? {} : { now: clock.now };
   if (opts.weight !== undefined) boardOpts.weight = opts.weight;
   const board = createBoard(
-    { ramBase: RAM_BASE, ramSize, mmioBase: MMIO_BASE, slots: opts.slots ?? Math.max(devices.length, 1), devices },
+    { ramBase: RAM_BASE, ramSize, mmioBase: MMIO_BASE, slots: opts.slots ?? Math.max(devices.length, 1), devices, ...(opts.clock ? { clock: opts.clock } : {}) },
     ram,
     irq,
     boardOpts,

@@ -38,7 +38,7 @@ function cli(args: string[]): Promise<{ code: number | null; out: string; err: s
 }
 
 async function runBlk(options: Record<string, string | number | boolean>, cycles = 3): Promise<{ ok: boolean; warnings: string[] }> {
-  const s = { ...defaultSettings(), devices: [{ type: 'blk', transport: 'mmio' as const, options }], pm: 'suspend' as const, cycles };
+  const s = { ...defaultSettings(), devices: [{ type: 'blk' as const, transport: 'mmio' as const, options }], pm: 'suspend' as const, cycles };
   return executePlan(buildPlan(s));
 }
 

@@ -24,7 +24,7 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 function plan(cycles: number, fails: PmInjection[] = [], trace?: string): { plan: RunPlan; kept: number[] } {
   const s = {
     ...defaultSettings(),
-    devices: [{ type: 'rng', transport: 'mmio' as const }, { type: 'rtc', transport: 'mmio' as const }],
+    devices: [{ type: 'rng' as const, transport: 'mmio' as const }, { type: 'rtc' as const, transport: 'mmio' as const }],
     bus: 'inthread' as const,
     pm: 'suspend' as const,
     cycles,

@@ -288,6 +288,21 @@ describe.skipIf(!built)('Linux system sleep', () => {
   });
 
   describe('aborted and failed transitions', () => {
+    it('an injected failure fails every suspend until clearPmFailures() drops it', async () => {
+      const { sys } = await bootTraced(['rtc', 'rng'], ['virtio_rtc_noirq', 'virtio_rng']);
+      const i = { phase: 'suspend', device: 1, errno: EIO } as const;
+      sys.injectPmFailure(i);
+      expect(sys.suspend().result).toBe(-EIO);
+      expect(sys.suspend().result).toBe(-EIO);
+      sys.clearPmFailures(i);
+      expect(sys.suspend().result).toBe(0);
+      sys.injectPmFailure(i);
+      sys.clearPmFailures();
+      expect(sys.suspend().result).toBe(0);
+      readsClock(sys, 0);
+      expect(sys.kernel.rngRead(1, 8)).toHaveLength(8);
+    });
+
     it('abort before noirq (a peer fails suspend): restore() skips the reinit, the clock works', async () => {
       const { sys, trace } = await bootTraced(['rtc', 'rng'], ['virtio_rtc_noirq', 'virtio_rng']);
       sys.injectPmFailure({ phase: 'suspend', device: 0, errno: EIO });

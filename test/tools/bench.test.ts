@@ -1,7 +1,7 @@
 // The benchmark suite's shape, never its timings (2 noisy cores): the CLI
 // runs and prints the documented JSON, ratios are medians over medians,
 // skips are reported as skips, and the qtest client speaks to `virtio-emu qtest`.
-import { execFile } from 'node:child_process';
+import { execFile, spawn, spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
@@ -39,12 +39,57 @@ describe('virtio-emu bench', () => {
     expect(trap['accesses_per_op']).toBe(1);
   }, 60_000);
 
+  it('with stderr not a terminal, progress is one short line per case, never the rows the table prints', async () => {
+    const { stdout, stderr } = await run(process.execPath, [CLI, 'bench', '--quick', '--filter', 'mmio.read32'], { timeout: 60_000 });
+    expect(stderr.trimEnd().split('\n')).toEqual(['bench: 1/2 mmio.read32.trap', 'bench: 2/2 mmio.read32.inthread']);
+    expect(stdout).toMatch(/^mmio\.read32\.trap +\d/m);
+  }, 60_000);
+
+  it('usage errors: exit 2 and one line', async () => {
+    for (const [args, message] of [
+      [['--filter', 'nomatch'], /^virtio-emu bench: --filter: no case matches 'nomatch' \(bench --list names them\)$/],
+      [['--json', '--markdown'], /^virtio-emu bench: --json and --markdown are two output formats: give one$/],
+      [['--contend', '-1'], /^virtio-emu bench: --contend takes busy-process counts 0\.\.64/],
+    ] as [string[], RegExp][]) {
+      const r = spawnSync(process.execPath, [CLI, 'bench', ...args], { encoding: 'utf8', timeout: 20_000 });
+      expect({ code: r.status, stdout: r.stdout }).toEqual({ code: 2, stdout: '' });
+      expect(r.stderr.trimEnd().split('\n')).toHaveLength(1);
+      expect(r.stderr.trimEnd()).toMatch(message);
+    }
+  });
+
+  it('a reader that closes the pipe early (bench --list | head -2) ends it quietly: exit 0, no stack trace', async () => {
+    const child = spawn(process.execPath, [CLI, 'bench', '--list'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    // Gone before the first line is written, as `| true` is (and `| head` may be).
+    child.stdout.destroy();
+    const code = await new Promise<number | null>((resolve) => child.on('exit', (c) => resolve(c)));
+    expect({ code, stderr }).toEqual({ code: 0, stderr: '' });
+  });
+
   it('--list names every case and the table goes to stdout', async () => {
     const { stdout } = await run(process.execPath, [CLI, 'bench', '--list'], { timeout: 20_000 });
     for (const name of ['sab.pingpong', 'mmio.write32.reset.trap', 'peer.qemu.qtest.read32', 'pm.suspend_cycle.32dev', 'rng.rtt16', 'blk.read4k.qd64', 'idle.worker.cpu']) {
       expect(stdout).toContain(name);
     }
+    for (const name of ['ring.rng.packed', 'blk.read4k.qd64.packed', 'blk.write4k.qd64.packed']) {
+      expect(stdout).toMatch(new RegExp(`^${name.replaceAll('.', '\\.')} +\\S.*packed ring`, 'm'));
+    }
   });
+
+  it('the ring cases run on the layout their name says: split unless named .packed, compared with the split case', async () => {
+    const report = await runBench({ quick: true, filter: 'ring.rng.eventidx_on,ring.rng.packed,blk.write4k.qd64', contendLevels: [] });
+    expect(report.results.map((r) => [r.name, r['ring'], r.ratio_to])).toEqual([
+      ['ring.rng.eventidx_on', 'split', 'sab.ring'],
+      ['ring.rng.packed', 'packed', 'ring.rng.eventidx_on'],
+      ['blk.write4k.qd64', 'split', 'blk.write4k.qd1'],
+      ['blk.write4k.qd64.packed', 'packed', 'blk.write4k.qd64'],
+    ]);
+    for (const r of report.results) expect(r.error).toBeUndefined();
+    const packed = report.results[1]!;
+    expect(packed.ratio).toBeCloseTo(packed.median_ns / report.results[0]!.median_ns, 6);
+  }, 120_000);
 });
 
 describe('runner', () => {
@@ -101,6 +146,13 @@ describe('contention variants', () => {
     expect(names(plan(cases, undefined, undefined))).toEqual(['a', 'a.contend2', 'a.contend4', 'b', 'c', 'c.contend2', 'c.contend4']);
     expect(names(plan(cases, undefined, [4]))).toEqual(['a', 'a.contend4', 'b', 'c', 'c.contend4']);
     expect(names(plan(cases, undefined, []))).toEqual(['a', 'b', 'c']);
+  });
+
+  it('a quick run has no variants unless levels are given or a word names one', () => {
+    const cases = [quiet('a', true), quiet('b')];
+    expect(names(plan(cases, undefined, undefined, true))).toEqual(['a', 'b']);
+    expect(names(plan(cases, undefined, [2], true))).toEqual(['a', 'a.contend2', 'b']);
+    expect(names(plan(cases, 'a.contend4', undefined, true))).toEqual(['a', 'a.contend4']);
   });
 
   it('with a filter, adds variants only when the levels are given or a word names one', () => {

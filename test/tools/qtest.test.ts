@@ -10,7 +10,7 @@ import { PLATFORM } from '../../core/bus.js';
 import { REG } from '../../core/uapi/mmio.js';
 import { Machine } from '../../emulator/machine.js';
 import { parseU64, serveSocket, type QtestSocketServer } from '../../tools/qtest/server.js';
-import { FAKE_BOARD_MODULE } from '../helpers/fake-board.js';
+import { FAKE_BOARD_MODULE, FAKE_TYPE } from '../helpers/fake-board.js';
 
 /** A line-oriented client: send a command, take the next non-IRQ line as its reply. */
 class Client {
@@ -72,7 +72,7 @@ describe('qtest server over a unix socket', () => {
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'qtest-'));
-    machine = await Machine.create({ devices: ['fake'], slots: 4, ramSize: 1 << 20, boardModule: FAKE_BOARD_MODULE });
+    machine = await Machine.create({ devices: [FAKE_TYPE], slots: 4, ramSize: 1 << 20, boardModule: FAKE_BOARD_MODULE });
     server = await serveSocket(machine, join(dir, 'q.sock'));
     client = await Client.connect(join(dir, 'q.sock'));
   });

@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
+import { parseDeviceArg } from '../../tools/cli/device-arg.js';
 
 const CLI = fileURLToPath(new URL('../../tools/cli.js', import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), 'run-errors-'));
@@ -38,7 +39,7 @@ function usage(r: ReturnType<typeof run>, message: RegExp): void {
 
 describe('usage errors: exit 2, one line, no stack', () => {
   it.each<[string, string[], RegExp]>([
-    ['unknown device', ['--device', 'nvme'], /no driver for device type 'nvme'/],
+    ['unknown device', ['--device', 'nvme'], /^virtio-emu run: --device: unknown device type 'nvme' \(known: blk, console, rng, rtc\)$/],
     ['unknown device option', ['--device', 'blk,bogus=1'], /--device blk: unknown option 'bogus'/],
     ['bad device option value', ['--device', 'blk,size=huge'], /--device blk: option size 'huge' is not a size/],
     ['unreadable disk image', ['--device', 'blk,file=/nonexistent/disk.img,ro=true'], /cannot open '\/nonexistent\/disk\.img': no such file or directory/],
@@ -49,6 +50,17 @@ describe('usage errors: exit 2, one line, no stack', () => {
     ['scenario with other options', ['--scenario', 'x.json', '--pm', 'suspend'], /--scenario cannot be combined with --pm/],
     ['bad hibernation mode', ['--pm', 'hibernate', '--hibernate-mode', 'reboot'], /--hibernate-mode: expected platform or shutdown, got 'reboot'/],
     ['hibernation mode without hibernate', ['--pm', 'suspend', '--hibernate-mode', 'platform'], /--hibernate-mode needs --pm hibernate/],
+    ['unknown rng option, naming the known ones', ['--device', 'rng,foo=bar'], /^virtio-emu run: --device rng: unknown option 'foo' \(known: queueSize, maxRequestBytes\)$/],
+    ['unknown ccw option', ['--device', 'rng,transport=ccw,ccw.foo=1'], /--device rng: unknown ccw option 'ccw\.foo' \(known: ccw\.max_revision\)/],
+    ['an option for a transport without options', ['--device', 'rng,mmio.x=1'], /unknown option 'mmio\.x' \(the mmio transport takes no options\)/],
+    ['slot without a value', ['--device', 'blk,size=1M,slot'], /--device blk: slot needs a value/],
+    ['two devices in one slot', ['--device', 'rng,slot=3', '--device', 'rtc,slot=3'], /--device rtc: slot 3 already holds rng$/],
+    ['a slot past the last', ['--device', 'rng,slot=40'], /--device rng: slot 40 out of range 0\.\.31$/],
+    ['--fail for a slot without a device', ['--device', 'rng', '--pm', 'suspend', '--fail', 'suspend:5'], /--fail suspend:5: slot 5 holds no device \(devices are in slot 0\)$/],
+    ['a negative count', ['--pm', 'suspend', '--cycles', '-1'], /--cycles: expected an integer from 1 to 1000000, got '-1'$/],
+    ['a count that is not a number', ['--pm', 'suspend', '--cycles', 'many'], /--cycles: expected an integer from 1 to 1000000, got 'many'$/],
+    ['an option where a value belongs', ['--pm', 'suspend', '--cycles', '--json'], /--cycles needs a value \(write --cycles=VALUE for one that starts with '-'\)$/],
+    ['a value missing at the end', ['--pm', 'suspend', '--cycles'], /--cycles needs a value$/],
   ])('%s', (_name, args, message) => {
     usage(run(...args), message);
   });
@@ -71,6 +83,15 @@ describe('usage errors: exit 2, one line, no stack', () => {
 });
 
 describe('other outcomes', () => {
+  it('a bare device option is a flag set to true, as the README writes blk,ro', () => {
+    expect(parseDeviceArg('blk,size=1M,ro')).toEqual({ type: 'blk', options: { size: '1M', ro: true } });
+    const r = run('--device', 'blk,size=1M,ro', '--json');
+    expect(r.code).toBe(0);
+    const features = BigInt((JSON.parse(r.stdout) as { devices: { features: string }[] }).devices[0]!.features);
+    // VIRTIO_BLK_F_RO (bit 5): the device offers a read-only disk.
+    expect(features & (1n << 5n)).toBe(1n << 5n);
+  });
+
   it('--debug prints the stack of the same error', () => {
     const r = spawnSync(process.execPath, [CLI, 'run', '--scenario', 'missing.json', '--debug'], { encoding: 'utf8', timeout: 60_000, cwd: dir });
     expect(r.status).toBe(2);

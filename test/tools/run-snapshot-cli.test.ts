@@ -139,7 +139,7 @@ describe('HI-43 run --snapshot-at and --restore', () => {
       usage(run('--restore', edited(good, 'fmt.snap', (t) => (t['format'] = 'other'))), /format: expected 'virtio-emu-run-snapshot'/);
       usage(run('--restore', edited(good, 'ram.snap', (t) => (t['ram']['size'] = 4096))), /ram\.size: 4096 bytes, but the document's machine has 67108864/);
       usage(run('--restore', edited(good, 'chunk.snap', (t) => t['ram']['chunks'].push([1 << 20, new Uint8Array(65536)]))), /ram\.chunks\[\d+\]\[0\]: expected an integer from 0 to 1023/);
-      usage(run('--restore', edited(good, 'opts.snap', (t) => (t['run']['options']['device'] = ['nvme']))), /no driver for device type 'nvme'/);
+      usage(run('--restore', edited(good, 'opts.snap', (t) => (t['run']['options']['device'] = ['nvme']))), /--device: unknown device type 'nvme'/);
       usage(run('--restore', edited(good, 'at.snap', (t) => (t['at'] = 7))), /point 7 is past the run's last cycle/);
       // A document the machine refuses: checked against the new worker before any step runs.
       const bad = edited(good, 'status.snap', (t) => (t['doc'] = editDoc(t['doc'], (d) => (d['devices'][0]['device']['status'] = 0x1ff))));

@@ -263,9 +263,9 @@ describe('bad trace files', () => {
   const header = (version: number): unknown => ({ type: 'header', version, tool: 'virtio-emu', start: new Date().toISOString(), machine: { slots: 1, mmioBase: 0, ramBase: 0, ramSize: 4096, bus: 'worker', devices: [] } });
   const access = { type: 'access', t: 1, slot: 0, reg: 'Status', off: 0x70, width: 4, dir: 'r', value: 0 };
 
-  async function expectError(args: string[], pattern: RegExp): Promise<void> {
+  async function expectError(args: string[], pattern: RegExp, code = 1): Promise<void> {
     const r = await cli(args);
-    expect(r.code).toBe(1);
+    expect(r.code).toBe(code);
     expect(r.out).toBe('');
     expect(r.err.endsWith('\n')).toBe(true);
     expect(r.err.trimEnd().split('\n')).toHaveLength(1);
@@ -318,8 +318,10 @@ describe('bad trace files', () => {
     await expectError(['trace', 'show', kind], /record 1 \(frame at byte 8\): unknown record type "dma"/);
   });
 
-  it('a missing file', async () => {
-    await expectError(['trace', 'show', path.join(dir, 'nope.trace')], /cannot read .*nope\.trace: no such file/);
+  it('a missing file or a directory is a usage error (exit 2), as a missing scenario file is', async () => {
+    await expectError(['trace', 'show', path.join(dir, 'nope.trace')], /cannot read .*nope\.trace: no such file/, 2);
+    await expectError(['trace', 'show', dir], /cannot read .*: is a directory/, 2);
+    await expectError(['trace', 'export', '--chrome', path.join(dir, 'nope.trace'), path.join(dir, 'x.json')], /no such file/, 2);
   });
 
   it('prints the stack only with --debug', async () => {

@@ -25,6 +25,7 @@ import {
   type VirtioDevice,
   type VirtioDriver,
 } from '../../core/virtio.js';
+import { BUILTIN_DEVICE_TYPES } from '../../emulator/devices/catalog.js';
 import { Machine, type MachineDevice } from '../../emulator/machine.js';
 import { KernelBus } from '../../tools/system.js';
 import {
@@ -109,7 +110,7 @@ function rngRead(vdev: VirtioDevice, n: number): number {
   return typeof r === 'number' ? r : r.length;
 }
 
-const ALL_CCW: MachineDevice[] = ['rng', 'blk', 'console', 'rtc'].map((type) => ({ type, transport: 'ccw' as const }));
+const ALL_CCW: MachineDevice[] = BUILTIN_DEVICE_TYPES.map((type) => ({ type, transport: 'ccw' as const }));
 
 describe('suspend and hibernation over ccw', () => {
   it.each(['retain', 'reset', 'fresh'] as const)('suspend/resume (power %s): freeze and restore every device, I/O works after', async (model) => {

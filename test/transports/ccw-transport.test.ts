@@ -21,8 +21,8 @@ import { EIO, ENODEV, EOPNOTSUPP, ETIMEDOUT } from '../../core/uapi/errno.js';
 import { VIRTIO_F_VERSION_1, hasBit } from '../../core/uapi/features.js';
 import { VIRTIO_ID_CONSOLE, VIRTIO_ID_RNG } from '../../core/uapi/ids.js';
 import { VirtioBus, registerVirtioDriver, virtioCread16, type VirtioDevice } from '../../core/virtio.js';
-import { deviceTypes } from '../../emulator/devices/catalog.js';
-import { Machine, type BusKind, type MachineDevice } from '../../emulator/machine.js';
+import { BUILTIN_DEVICE_TYPES } from '../../emulator/devices/catalog.js';
+import { Machine, type BusKind, type MachineDeviceEntry } from '../../emulator/machine.js';
 import {
   CcwDevice,
   ccwIoHelper,
@@ -39,7 +39,7 @@ import { virtioMmioScan } from '../../transports/mmio/index.js';
 
 const machines: Machine[] = [];
 
-async function machine(devices: (MachineDevice | string)[], bus: BusKind = 'worker', slots = 4): Promise<Machine> {
+async function machine(devices: MachineDeviceEntry[], bus: BusKind = 'worker', slots = 4): Promise<Machine> {
   const m = await Machine.create({ devices, slots, ramSize: 8 << 20, bus });
   machines.push(m);
   return m;
@@ -123,7 +123,7 @@ describe.each(['worker', 'inthread'] as BusKind[])('virtio-ccw over the %s bus',
     expect(kernel.warnings).toEqual([]);
   });
 
-  it.each(deviceTypes())('%s: probes over ccw and passes its driver\'s I/O check', async (type) => {
+  it.each(BUILTIN_DEVICE_TYPES)('%s: probes over ccw and passes its driver\'s I/O check', async (type) => {
     const m = await machine([{ type, transport: 'ccw', slot: 2 }], kind);
     const { devices, slots } = virtioCcwScan(m.bus, 4, allDrivers());
     expect(slots.map((s) => [s.slot, s.ret])).toEqual([[2, 0]]);

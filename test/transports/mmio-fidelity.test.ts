@@ -41,7 +41,7 @@ import {
   virtioSynchronizeCbs,
 } from '../../core/virtio.js';
 import type { Virtqueue } from '../../core/virtio-types.js';
-import { Machine, type MachineDevice } from '../../emulator/machine.js';
+import { Machine, type MachineDeviceEntry } from '../../emulator/machine.js';
 import { RngDevice } from '../../emulator/devices/rng.js';
 import { MmioPlatformDevice, VirtioMmioDevice, virtioMmioConfigOps, virtioMmioPmOps, virtioMmioProbe } from '../../transports/mmio/index.js';
 import { VirtioSystem } from '../../tools/system.js';
@@ -68,7 +68,7 @@ afterEach(async () => {
 });
 
 /** An in-thread machine and a TraceBus on slot 0's window. */
-async function machine(devices: (MachineDevice | string)[] = ['rng']) {
+async function machine(devices: MachineDeviceEntry[] = ['rng']) {
   const m = await Machine.create({ devices, slots: 4, ramSize: 4 << 20, bus: 'inthread' });
   machines.push(m);
   return { m, tb: new TraceBus(m.bus, m.slotAddr(0)) };
@@ -80,7 +80,7 @@ function bus(...drivers: VirtioDriver[]): VirtioBus {
   return vbus;
 }
 
-async function bound(drv: VirtioDriver | null, devices: (MachineDevice | string)[] = ['rng']) {
+async function bound(drv: VirtioDriver | null, devices: MachineDeviceEntry[] = ['rng']) {
   const { m, tb } = await machine(devices);
   const dev = virtioMmioProbe(tb, m.slotAddr(0), 0, drv ? bus(drv) : new VirtioBus());
   if (typeof dev === 'number') throw new Error(`probe failed ${dev}`);
@@ -88,7 +88,7 @@ async function bound(drv: VirtioDriver | null, devices: (MachineDevice | string)
 }
 
 /** A system whose kernel talks through a TraceBus. */
-async function system(devices: (MachineDevice | string)[], drivers: VirtioDriver[]) {
+async function system(devices: MachineDeviceEntry[], drivers: VirtioDriver[]) {
   let trace: TraceBus | null = null;
   const sys = await VirtioSystem.create({ devices, drivers, wrapBus: (b) => (trace = new TraceBus(b)) });
   systems.push(sys);

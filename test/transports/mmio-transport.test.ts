@@ -26,7 +26,7 @@ import {
 } from '../../core/virtio.js';
 import type { Virtqueue } from '../../core/virtio-types.js';
 import { toVvq } from '../../core/virtqueue/vring.js';
-import { Machine, type BusKind, type MachineDevice } from '../../emulator/machine.js';
+import { Machine, type BusKind, type MachineDeviceEntry } from '../../emulator/machine.js';
 import {
   type VirtioMmioDevice,
   virtioMmioPmOps,
@@ -39,7 +39,7 @@ import { testDriver } from '../helpers/test-drivers.js';
 
 const machines: Machine[] = [];
 
-async function boot(bus: BusKind, devices: (MachineDevice | string)[] = ['rng'], slots = 4): Promise<Machine> {
+async function boot(bus: BusKind, devices: MachineDeviceEntry[] = ['rng'], slots = 4): Promise<Machine> {
   const m = await Machine.create({ devices, slots, ramSize: 4 << 20, bus });
   machines.push(m);
   return m;

@@ -42,8 +42,8 @@ export interface BenchRunOptions extends BenchContext {
    * Given explicitly, it also applies to the cases a filter picks.
    */
   contendLevels?: readonly number[];
-  /** Called as each case finishes (progress output). */
-  onResult?: (r: BenchResult) => void;
+  /** Called as each case finishes (progress output): the result, and how many of how many runs are done. */
+  onResult?: (r: BenchResult, done: number, total: number) => void;
 }
 
 function failed(name: string, err: unknown): BenchResult {
@@ -119,12 +119,13 @@ interface Run {
 
 /**
  * What a run measures. Without a filter: every case, and every case marked
- * `contend` again at each level. With a filter: the cases whose name contains
- * a word; their contention variants when the levels were given explicitly,
- * or when a word names a variant (`--filter .contend4`, which also brings in
- * the quiet run the ratio needs).
+ * `contend` again at each level (a quick run: only at levels given
+ * explicitly). With a filter: the cases whose name contains a word; their
+ * contention variants when the levels were given explicitly, or when a word
+ * names a variant (`--filter .contend4`, which also brings in the quiet run
+ * the ratio needs).
  */
-export function plan(all: readonly BenchCase[], filter: string | undefined, levelsOpt: readonly number[] | undefined): Run[] {
+export function plan(all: readonly BenchCase[], filter: string | undefined, levelsOpt: readonly number[] | undefined, quick = false): Run[] {
   const words = filter ? filter.split(',').filter((w) => w !== '') : [];
   const levels = [...new Set(levelsOpt ?? DEFAULT_CONTEND_LEVELS)].filter((n) => n > 0).sort((a, b) => a - b);
   const runs: Run[] = [];
@@ -132,10 +133,11 @@ export function plan(all: readonly BenchCase[], filter: string | undefined, leve
     const base = words.length === 0 || words.some((w) => c.name.includes(w));
     const variants = c.contend
       ? levels.filter((level) => {
-          if (words.length === 0) return true;
-          if (base && levelsOpt !== undefined) return true;
           const name = contendName(c.name, level);
-          return words.some((w) => w.includes('.contend') && name.includes(w));
+          if (words.some((w) => w.includes('.contend') && name.includes(w))) return true;
+          if (levelsOpt !== undefined) return base;
+          // The default levels: a full run has them, a quick or filtered one does not.
+          return words.length === 0 && !quick;
         })
       : [];
     if (!base && variants.length === 0) continue;
@@ -146,7 +148,7 @@ export function plan(all: readonly BenchCase[], filter: string | undefined, leve
 }
 
 export async function runBench(opts: BenchRunOptions): Promise<BenchReport> {
-  const runs = plan(opts.cases ?? allCases, opts.filter, opts.contendLevels);
+  const runs = plan(opts.cases ?? allCases, opts.filter, opts.contendLevels, opts.quick);
   const ctx: BenchContext = { quick: opts.quick, ...(opts.boardModule ? { boardModule: opts.boardModule } : {}) };
   const machine = machineInfo();
   const results: BenchResult[] = [];
@@ -159,7 +161,7 @@ export async function runBench(opts: BenchRunOptions): Promise<BenchReport> {
     applyRatio(r, ratioTo, results);
     results.push(r);
     ratioTos.push(ratioTo);
-    opts.onResult?.(r);
+    opts.onResult?.(r, results.length, runs.length);
   }
   // A ratio to a case that ran later (or was filtered in after this one).
   for (const [i, r] of results.entries()) if (r.ratio === undefined) applyRatio(r, ratioTos[i], results);

@@ -2,9 +2,10 @@
 // Progress goes to stderr while the cases run; the table (or the JSON
 // report) goes to stdout at the end, with every ratio filled in.
 import { allCases } from '../bench/cases/index.js';
-import { formatMarkdown, formatRow, formatTable, runBench } from '../bench/suite.js';
+import { SCALE_DEVICES_QUICK } from '../bench/cases/scale.js';
+import { formatMarkdown, formatRow, formatTable, plan, runBench, type BenchResult } from '../bench/suite.js';
 import { MAX_CONTEND } from '../bench/contend.js';
-import { boolOpt, stringOpt, UsageError, type CliCommand } from './args.js';
+import { boolOpt, shown, stringOpt, UsageError, type CliCommand } from './args.js';
 
 /** --contend 2,4 / --contend 4 / --contend 0 (no contention variants). */
 function contendLevels(text: string): number[] {
@@ -15,6 +16,17 @@ function contendLevels(text: string): number[] {
   return levels.filter((n) => n > 0);
 }
 
+/**
+ * Progress on stderr: each row as it is measured on a terminal; elsewhere
+ * (a log) one short line per case, the table being printed once at the end;
+ * none with --json.
+ */
+function progress(json: boolean): ((r: BenchResult, done: number, total: number) => void) | undefined {
+  if (json) return undefined;
+  if (process.stderr.isTTY) return (r) => process.stderr.write(`${formatRow(r)}\n`);
+  return (r, done, total) => process.stderr.write(`bench: ${done}/${total} ${r.name}${r.error ? ' FAILED' : r.skipped ? ' skipped' : ''}\n`);
+}
+
 export const command: CliCommand = {
   name: 'bench',
   summary: 'measure the register path, the data path, probe/PM, scale and idle cost',
@@ -22,13 +34,17 @@ export const command: CliCommand = {
   help: [
     '--json         print {machine, results} as JSON instead of a table',
     '--markdown     print the table as Markdown',
-    '--quick        short warm-up and measurement (the whole suite in under 20 s)',
+    '--quick        short warm-up and measurement, to check that everything runs (numbers are',
+    `               rough): the big cases are capped (scale.probe.1024dev probes ${SCALE_DEVICES_QUICK} devices,`,
+    '               the idle window is 1 s) and no contention variants run unless --contend asks',
     '--filter NAME  only cases whose name contains NAME (comma-separated: any of them)',
     '--contend N    run the contention cases again with N busy processes beside the',
-    '               measured pair, as NAME.contendN (comma-separated levels; default 2,4;',
-    '               0: none). With --filter, applies to the cases it picks',
+    '               measured pair, as NAME.contendN (comma-separated levels; default 2,4',
+    '               without --quick; 0: none). With --filter, applies to the cases it picks',
     '--list         list the cases and exit',
     '--board URL    module exporting createBoard (default: the real board)',
+    'Progress goes to stderr (none with --json): the rows as they are measured on a terminal,',
+    'one short line per case otherwise; the table (or JSON) goes to stdout at the end.',
   ].join('\n'),
   options: {
     json: { type: 'boolean' },
@@ -45,17 +61,25 @@ export const command: CliCommand = {
       return 0;
     }
     const json = boolOpt(values, 'json');
+    const markdown = boolOpt(values, 'markdown');
+    if (json && markdown) throw new UsageError('--json and --markdown are two output formats: give one');
+    const quick = boolOpt(values, 'quick');
     const filter = stringOpt(values, 'filter');
     const board = stringOpt(values, 'board');
     const contend = stringOpt(values, 'contend');
+    const contendLevelList = contend !== undefined ? contendLevels(contend) : undefined;
+    if (filter !== undefined && plan(allCases, filter, contendLevelList, quick).length === 0) {
+      throw new UsageError(`--filter: no case matches '${shown(filter)}' (bench --list names them)`);
+    }
+    const onResult = progress(json);
     const report = await runBench({
-      quick: boolOpt(values, 'quick'),
+      quick,
       ...(filter !== undefined ? { filter } : {}),
-      ...(contend !== undefined ? { contendLevels: contendLevels(contend) } : {}),
+      ...(contendLevelList !== undefined ? { contendLevels: contendLevelList } : {}),
       ...(board !== undefined ? { boardModule: new URL(board, `file://${process.cwd()}/`).href } : {}),
-      ...(json ? {} : { onResult: (r) => process.stderr.write(`${formatRow(r)}\n`) }),
+      ...(onResult ? { onResult } : {}),
     });
-    const out = json ? JSON.stringify(report, null, 2) : boolOpt(values, 'markdown') ? formatMarkdown(report) : formatTable(report);
+    const out = json ? JSON.stringify(report, null, 2) : markdown ? formatMarkdown(report) : formatTable(report);
     process.stdout.write(`${out}\n`);
     return report.results.some((r) => r.error) ? 1 : 0;
   },

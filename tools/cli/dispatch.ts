@@ -4,7 +4,7 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { commands } from './commands.js';
-import { UsageError, type CliCommand, type CliValues } from './args.js';
+import { UsageError, type CliCommand, type CliOptions, type CliValues } from './args.js';
 
 export interface CliIo {
   out(text: string): void;
@@ -40,6 +40,34 @@ function isParseArgsError(err: unknown): boolean {
   return typeof code === 'string' && code.startsWith('ERR_PARSE_ARGS');
 }
 
+/**
+ * `--cycles -1` as `--cycles=-1`: parseArgs takes a value that starts with
+ * a dash for an option ("argument is ambiguous"); a negative number is a
+ * value, which the option's own check then refuses with its range.
+ */
+export function joinNegativeValues(args: readonly string[], options: CliOptions): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    const next = args[i + 1];
+    const name = a.startsWith('--') ? a.slice(2) : null;
+    if (name !== null && options[name]?.type === 'string' && next !== undefined && /^-[\d.]/.test(next)) {
+      out.push(`${a}=${next}`);
+      i++;
+    } else out.push(a);
+  }
+  return out;
+}
+
+/** parseArgs' message for an option given without its value, as one line that says what to do. */
+function parseArgsMessage(err: Error): string {
+  const ambiguous = /^Option '(-[-\w]+)' argument is ambiguous/.exec(err.message);
+  if (ambiguous) return `${ambiguous[1]} needs a value (write ${ambiguous[1]}=VALUE for one that starts with '-')`;
+  const missing = /^Option '(-[-\w]+)(?: <value>)?' argument missing/.exec(err.message);
+  if (missing) return `${missing[1]} needs a value`;
+  return err.message;
+}
+
 /** Run the CLI; resolves to the exit status. */
 export async function main(argv: string[], io: CliIo = stdio): Promise<number> {
   const debug = argv.includes('--debug');
@@ -60,9 +88,10 @@ export async function main(argv: string[], io: CliIo = stdio): Promise<number> {
   }
   try {
     const { command } = await entry.load();
+    const options: CliOptions = { ...command.options, help: { type: 'boolean', short: 'h' } };
     const parsed = parseArgs({
-      args: args.slice(1),
-      options: { ...command.options, help: { type: 'boolean', short: 'h' } },
+      args: joinNegativeValues(args.slice(1), options),
+      options,
       strict: true,
       allowPositionals: command.allowPositionals ?? false,
     });
@@ -73,7 +102,7 @@ export async function main(argv: string[], io: CliIo = stdio): Promise<number> {
     }
     return await command.run(values, parsed.positionals);
   } catch (err) {
-    const msg = err instanceof Error ? err.message : String(err);
+    const msg = err instanceof Error ? (isParseArgsError(err) ? parseArgsMessage(err) : err.message) : String(err);
     if (debug && err instanceof Error && err.stack) io.err(`${err.stack}\n`);
     else {
       // One line, and a short one, whatever the input quoted in it.

@@ -6,7 +6,7 @@ import { BUILD_COMMAND, linuxBuilt } from '../../linux/host/index.js';
 import { diffScenario, type ScenarioOutcome } from '../kernel-diff/diff.js';
 import { DIFF_TRANSPORTS, pmScenarios, probeScenarios, type DiffTransport } from '../kernel-diff/scenarios.js';
 import { UsageError, boolOpt, stringOpt, stringsOpt, type CliCommand } from './args.js';
-import { parseDeviceArg } from './qtest.js';
+import { checkDevices, parseDeviceArg } from './device-arg.js';
 
 function formatText(outcomes: readonly ScenarioOutcome[]): string {
   const lines: string[] = [];
@@ -65,6 +65,7 @@ export const command: CliCommand = {
         throw new UsageError(`--device ${d.type}: transport '${d.transport}' is not one both kernels drive (${DIFF_TRANSPORTS.join(', ')})`);
       }
     }
+    checkDevices(devices, 'mmio');
     if (!linuxBuilt()) throw new UsageError(`the Linux kernel is not built: run \`${BUILD_COMMAND}\` (needs ${INSTALL_HINT})`);
     const transports: readonly DiffTransport[] = t ? [t as DiffTransport] : DIFF_TRANSPORTS;
     const only = stringOpt(values, 'only');

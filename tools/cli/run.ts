@@ -21,13 +21,14 @@ import { buildPlan, defaultSettings, type RunSettings } from '../run/plan.js';
 import { readRunSnapshot, restorePoint, snapshotPoint } from '../run/checkpoint.js';
 import type { StoredOptions } from '../run/snapshot-file.js';
 import { resolve } from 'node:path';
-import { consoleOutConflictsWithJson, preflightDevice } from '../scenario/preflight.js';
+import { consoleOutConflictsWithJson } from '../scenario/preflight.js';
 import { progressBar } from '../scenario/progress.js';
 import { POWER_MODELS, type PowerModel } from '../system.js';
 import { PLATFORM } from '../../core/bus.js';
 import { RUN_LIMITS } from '../limits.js';
 import { UsageError, boolOpt, intOpt, shown, stringOpt, stringsOpt, type CliCommand, type CliOptions, type CliValues } from './args.js';
-import { parseDeviceArg } from './qtest.js';
+import { checkDevices, parseDeviceArg } from './device-arg.js';
+import { listenForStop, signalExitCode } from './stop-signal.js';
 
 
 /** "suspend_noirq:1[:EIO]" → an injection (errno by name or number, default EIO). */
@@ -68,16 +69,13 @@ export const RUN_OPTIONS: RunOption[] = [
   {
     name: 'device',
     spec: { type: 'string', multiple: true },
-    help: `--device SPEC      TYPE[,transport=T][,slot=N][,k=v]; repeatable, at most ${PLATFORM.MMIO_SLOTS_DEFAULT} (default: one rng)\n` +
+    help: `--device SPEC      TYPE[,transport=T][,slot=N][,k=v|flag]; repeatable, at most ${PLATFORM.MMIO_SLOTS_DEFAULT} (default: one rng)\n` +
       '                   blk,file=IMG uses an existing image (create=SIZE makes a missing one); the I/O check\n' +
       '                   only reads a file-backed disk unless scratch=SECTOR+COUNT names sectors it may overwrite',
     apply(s, v) {
       const list = stringsOpt(v, 'device');
       if (list.length > PLATFORM.MMIO_SLOTS_DEFAULT) throw new UsageError(`--device: at most ${PLATFORM.MMIO_SLOTS_DEFAULT} devices (one per slot), got ${list.length}`);
       s.devices = list.map(parseDeviceArg);
-      for (const d of s.devices) {
-        if (d.slot !== undefined && d.slot >= PLATFORM.MMIO_SLOTS_DEFAULT) throw new UsageError(`--device ${d.type}: slot ${d.slot} out of range 0..${PLATFORM.MMIO_SLOTS_DEFAULT - 1}`);
-      }
       for (const d of s.devices) {
         if (!driverByName(d.type)) throw new UsageError(`--device: no driver for device type '${d.type}' (known: ${driverNames().join(', ')})`);
       }
@@ -236,15 +234,19 @@ export const RUN_OPTIONS: RunOption[] = [
 /** Options a scenario run takes; the file says everything else. */
 const SCENARIO_OPTIONS = new Set(['scenario', 'json', 'trace', 'snapshot-at']);
 
-/** Bad device types and options are usage errors, found before a worker starts. */
+/** Bad device types, options and slots, and --fail for an empty slot, are usage errors found before a worker starts. */
 function preflightDevices(s: RunSettings): void {
   for (const d of s.devices) {
     const conflict = consoleOutConflictsWithJson(d.type, d.options ?? {});
     if (s.json && conflict === 'explicit') throw new UsageError(`--device ${d.type}: out=stdout would mix console output into the --json document; use out=FILE or out=none`);
     // With --json, a console without an output sink writes nowhere.
     if (s.json && conflict === 'default') d.options = { ...d.options, out: 'none' };
-    const { error } = preflightDevice({ type: d.type, transport: d.transport ?? s.transport, options: d.options ?? {} });
-    if (error) throw new UsageError(`--device ${d.type}: ${error}`);
+  }
+  const slots = checkDevices(s.devices, s.transport);
+  for (const f of s.fails) {
+    if (typeof f.device === 'number' && !slots.includes(f.device)) {
+      throw new UsageError(`--fail ${f.phase}:${f.device}: slot ${f.device} holds no device (devices are in slot${slots.length > 1 ? 's' : ''} ${slots.join(', ')})`);
+    }
   }
 }
 
@@ -327,13 +329,18 @@ async function restoreCommand(values: CliValues, positionals: string[]): Promise
 async function runOptions(settings: RunSettings): Promise<number> {
   const progress = settings.pm ? progressBar(settings.cycles, { json: settings.json }) : null;
   if (progress) settings.onCycle = (done, total) => progress.update(done, total);
+  // SIGINT/SIGTERM: stop after the cycle under way and report what ran.
+  const stop = listenForStop();
+  settings.stopRequested = () => stop.signal;
   let r: RunReport;
   try {
     r = settings.kernel === 'linux' ? await executeLinuxRun(settings, RUN_LIMITS.reportWarnings) : await executePlan(buildPlan(settings));
   } finally {
     progress?.end();
+    stop.dispose();
   }
   process.stdout.write(settings.json ? formatJson(r) : formatText(r));
+  if (stop.signal) return signalExitCode(stop.signal);
   return r.ok ? 0 : 1;
 }
 

@@ -4,7 +4,7 @@
 import { isPmCallbackName, PM_CALLBACKS } from '../../core/pm/pm.js';
 import { writeChromeTrace } from '../trace/chrome.js';
 import { openTrace } from '../trace/reader.js';
-import { EventFilter, formatEvent, formatHeader, type ShowFilter } from '../trace/show.js';
+import { EventFilter, formatEvent, formatHeader, regFilterError, type ShowFilter } from '../trace/show.js';
 import { UsageError, boolOpt, intOpt, shown, stringOpt, type CliCommand, type CliValues } from './args.js';
 
 function showFilter(values: CliValues): ShowFilter {
@@ -12,7 +12,11 @@ function showFilter(values: CliValues): ShowFilter {
   const slot = intOpt(values, 'slot', 0, 0xffff_ffff);
   if (slot !== undefined) f.slot = slot;
   const reg = stringOpt(values, 'reg');
-  if (reg !== undefined) f.reg = reg;
+  if (reg !== undefined) {
+    const error = regFilterError(reg);
+    if (error) throw new UsageError(`--reg: ${error}`);
+    f.reg = reg;
+  }
   const phase = stringOpt(values, 'phase');
   if (phase !== undefined) {
     // 'shutdown': device_shutdown()'s bus shutdown at a hibernation power-off
@@ -32,11 +36,6 @@ function show(values: CliValues, args: string[]): number {
   const filter = new EventFilter(showFilter(values));
   const json = boolOpt(values, 'json');
   const trace = openTrace(args[0]!, { partial: boolOpt(values, 'partial') });
-  // `trace show FILE | head` closes the pipe early: that is not an error.
-  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
-    if (err.code === 'EPIPE') process.exit(0);
-    throw err;
-  });
   // Streams: events are read, filtered and printed a batch at a time. A
   // problem found before the first batch is printed prints nothing.
   let lines: string[] = [json ? JSON.stringify(trace.header) : formatHeader(trace.header)];
@@ -56,7 +55,10 @@ function show(values: CliValues, args: string[]): number {
 }
 
 function exportTrace(values: CliValues, args: string[]): number {
-  if (!boolOpt(values, 'chrome')) throw new UsageError('trace export: give a format (--chrome)');
+  if (!boolOpt(values, 'chrome')) {
+    const other = values['json'] !== undefined ? ' (--json belongs to trace show)' : '';
+    throw new UsageError(`trace export: the only format is --chrome: trace export --chrome FILE OUT.json${other}`);
+  }
   if (args.length !== 2) throw new UsageError('trace export --chrome: expected FILE and OUT.json');
   for (const o of ['slot', 'reg', 'phase', 'json']) if (values[o] !== undefined) throw new UsageError(`--${o} belongs to trace show`);
   const [file, out] = args as [string, string];

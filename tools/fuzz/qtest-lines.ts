@@ -60,7 +60,8 @@ const command: fc.Arbitrary<string> = fc.oneof(
   fc.tuple(fc.constant('write'), numberText(address), numberText(size), hexData).map((w) => w.join(' ')),
   fc.tuple(fc.constant('b64write'), numberText(address), numberText(size), b64Data).map((w) => w.join(' ')),
   fc.tuple(fc.constant('memset'), numberText(address), numberText(size), numberText(fc.nat({ max: 0x1ff }))).map((w) => w.join(' ')),
-  fc.constantFrom('endianness', 'irq_intercept_in ioapic', 'irq_intercept_out', '', '   ', '\t'),
+  fc.tuple(fc.constantFrom('clock_step', 'clock_set'), numberText(fc.oneof(fc.nat({ max: 1_000_000 }), fc.constant(Number.MAX_SAFE_INTEGER)))).map((w) => w.join(' ')),
+  fc.constantFrom('endianness', 'clock_step', 'clock_step 9223372036854775807', 'clock_set 9223372036854775808', 'irq_intercept_in ioapic', 'irq_intercept_out', '', '   ', '\t'),
 );
 
 /** A command, damaged: characters replaced, inserted or cut, words doubled, the line repeated. */
@@ -108,7 +109,7 @@ export class QtestLineFuzz {
   private constructor(readonly machine: Machine) {}
 
   static async create(): Promise<QtestLineFuzz> {
-    const machine = await Machine.create({ devices: ['rng', 'blk', 'console'].map((type) => ({ type, ...(type === 'console' ? { options: { out: 'none' } } : {}) })), slots: SLOTS, ramSize: RAM_SIZE, bus: 'inthread' });
+    const machine = await Machine.create({ devices: (['rng', 'blk', 'console'] as const).map((type) => ({ type, ...(type === 'console' ? { options: { out: 'none' } } : {}) })), slots: SLOTS, ramSize: RAM_SIZE, bus: 'inthread' });
     return new QtestLineFuzz(machine);
   }
 

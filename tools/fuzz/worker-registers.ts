@@ -14,7 +14,7 @@ import type { DeviceSpec } from '../../emulator/board-contract.js';
 import { STATUS_BITS, check, hex, type SlotView } from './fuzz-board.js';
 import { SeqState, applyRegOp, regOp, type RegOp, type RegTarget } from './mmio-registers.js';
 
-export const WORKER_DEVICES: DeviceSpec[] = [
+export const WORKER_DEVICES: (DeviceSpec & { type: 'rng' })[] = [
   { type: 'rng', transport: 'mmio' },
   { type: 'rng', transport: 'mmio-legacy' },
 ];

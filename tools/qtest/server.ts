@@ -14,8 +14,10 @@
 import * as net from 'node:net';
 import { existsSync, lstatSync, unlinkSync } from 'node:fs';
 import type { Readable, Writable } from 'node:stream';
-import { BusError, type AccessWidth } from '../../core/bus.js';
+import { BusError, read64, write64, type AccessWidth } from '../../core/bus.js';
+import type { ControlRequest } from '../../emulator/board-contract.js';
 import type { Machine } from '../../emulator/machine.js';
+import { CLOCK_MAX_NS } from '../../emulator/virtio/clock.js';
 
 export const QTEST_LIMITS = {
   /** Bytes one read, write, memset, b64read or b64write may cover. */
@@ -83,6 +85,13 @@ function parseLen(word: string | undefined, allowZero = false): number {
   if (v === 0n && !allowZero) throw new QtestFail('size 0');
   if (v > BigInt(QTEST_LIMITS.maxBulk)) throw new QtestFail(`size ${quote(word!)} larger than ${QTEST_LIMITS.maxBulk} (the bulk limit)`);
   return Number(v);
+}
+
+/** A clock argument: a u64 as qtest writes numbers, at most the int64 the clock is (qemu_strtoi64). */
+function parseClockNs(word: string | undefined): bigint {
+  const ns = parseU64(word, 'ns');
+  if (ns > CLOCK_MAX_NS) throw new QtestFail(`ns '${quote(word!)}' out of range (at most ${CLOCK_MAX_NS})`);
+  return ns;
 }
 
 function hex16(v: bigint): string {
@@ -325,12 +334,37 @@ export class QtestSession {
       }
       case 'endianness':
         return 'OK little';
+      case 'clock_step':
+        return this.clockStep(w[1]);
+      case 'clock_set': {
+        const ns = parseClockNs(w[1]);
+        const now = this.clock({ op: 'clock', to: String(ns) }).ns;
+        // As QEMU: OK when the clock is at NS now, FAIL (with the time it is at) when it was already past.
+        return `${now === ns ? 'OK' : 'FAIL'} ${now}`;
+      }
       case 'irq_intercept_in':
       case 'irq_intercept_out':
         return 'OK';
       default:
         throw new QtestFail(`Unknown command '${quote(cmd)}'`);
     }
+  }
+
+  /** clock_step [NS]: NS ns further, or to the next timer deadline; the reply is the clock in ns, as QEMU's. */
+  private clockStep(word: string | undefined): string {
+    const r = this.clock(word === undefined ? { op: 'clock', step: 'deadline' } : { op: 'clock', step: String(parseClockNs(word)) });
+    return r.moved ? `OK ${r.ns}` : 'FAIL could not advance time';
+  }
+
+  /** The machine's virtual clock after a clock request: the time in ns, and whether it moved. */
+  private clock(req: Extract<ControlRequest, { op: 'clock' }>): { ns: bigint; moved: boolean } {
+    const r = this.machine.control(req);
+    if (!r.ok) {
+      if (/no pending deadline/.test(r.error)) throw new QtestFail('cannot advance clock to the next deadline because there is no pending deadline');
+      throw new QtestFail(r.error);
+    }
+    const v = r.value as { ns: string; moved: boolean };
+    return { ns: BigInt(v.ns), moved: v.moved };
   }
 
   /**
@@ -356,11 +390,8 @@ export class QtestSession {
       return BigInt(width === 1 ? view.getUint8(o) : width === 2 ? view.getUint16(o, true) : view.getUint32(o, true));
     }
     const bus = this.machine.bus;
-    if (width !== 8) return BigInt(bus.read(addr, width));
-    // The bus carries at most 32 bits: a 64-bit access is two, low half first (BI-21).
-    const lo = bus.read(addr, 4);
-    const hi = bus.read(addr + 4, 4);
-    return (BigInt(hi) << 32n) | BigInt(lo);
+    // The bus carries at most 32 bits: a 64-bit access is two, low word first (BI-21).
+    return width === 8 ? read64(bus, addr) : BigInt(bus.read(addr, width));
   }
 
   private writeN(addr: number, width: 1 | 2 | 4 | 8, value: bigint): void {
@@ -374,13 +405,8 @@ export class QtestSession {
       else view.setUint8(o, Number(masked));
       return;
     }
-    const bus = this.machine.bus;
-    if (width !== 8) {
-      bus.write(addr, width, Number(masked));
-      return;
-    }
-    bus.write(addr, 4, Number(masked & 0xffff_ffffn));
-    bus.write(addr + 4, 4, Number(masked >> 32n));
+    if (width === 8) write64(this.machine.bus, addr, masked);
+    else this.machine.bus.write(addr, width, Number(masked));
   }
 
   private *readBytes(addr: number, len: number): Generator<undefined, Uint8Array, void> {

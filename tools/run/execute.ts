@@ -8,7 +8,7 @@ import type { TransportKind } from '../../emulator/board-contract.js';
 import { VirtioSystem, type SystemOptions } from '../system.js';
 import { RUN_LIMITS } from '../limits.js';
 import { UsageError } from '../usage-error.js';
-import { newPmSummary, type PmCycleReport, type PmLog, type PmSummary, type RunContext, type RunPlan } from './plan.js';
+import { newPmSummary, type PmCycleReport, type PmLog, type PmSummary, type RunContext, type RunPlan, type RunSettings } from './plan.js';
 
 export interface DeviceReport {
   slot: number;
@@ -33,6 +33,8 @@ export interface RunReport {
   /** Present when pm[] does not list every cycle: what all of them did. */
   pmSummary?: PmSummary & { note: string };
   warnings: string[];
+  /** The user stopped the run (SIGINT, SIGTERM) after `cyclesDone` of its `cycles` cycles; the rest of the report is what ran. */
+  interrupted?: { signal: string; cyclesDone: number; cycles: number };
 }
 
 export async function executePlan(plan: RunPlan): Promise<RunReport> {
@@ -64,6 +66,7 @@ export async function executePlan(plan: RunPlan): Promise<RunReport> {
   try {
     await point?.prepare?.(ctx);
     for (const step of plan.steps) {
+      if (plan.settings.stopRequested?.()) break;
       try {
         await step.run(ctx);
       } catch (err) {
@@ -119,6 +122,7 @@ function report(ctx: RunContext): RunReport {
     errorsDropped: ctx.errorsDropped,
     pmRun: ctx.settings.pm !== null,
     log: ctx,
+    settings: ctx.settings,
   });
 }
 
@@ -136,6 +140,8 @@ export interface ReportParts {
   errorsDropped: number;
   pmRun: boolean;
   log: PmLog;
+  /** Says whether the user stopped the run, and how many cycles it was to run. */
+  settings: Pick<RunSettings, 'stopRequested' | 'pm' | 'cycles'>;
 }
 
 /** The report, bounded: at most RUN_LIMITS.reportWarnings lines of problems, the rest counted. */
@@ -159,5 +165,7 @@ export function assembleReport(p: ReportParts): RunReport {
       note: `pm lists the first ${RUN_LIMITS.reportCycles} cycles and later ones that failed (up to ${2 * RUN_LIMITS.reportCycles} in all); every cycle is counted here`,
     };
   }
+  const signal = p.settings.stopRequested?.() ?? null;
+  if (signal !== null) r.interrupted = { signal, cyclesDone: s.cycles, cycles: p.settings.pm ? p.settings.cycles : 0 };
   return r;
 }

@@ -43,6 +43,8 @@ export function formatText(r: RunReport): string {
   }
   if (r.checkpoint) lines.push(formatCheckpoint(r.checkpoint, false));
   for (const w of r.warnings) lines.push(`warning: ${w}`);
-  lines.push(r.ok ? 'ok' : 'FAILED');
+  const i = r.interrupted;
+  if (i) lines.push(`interrupted by ${i.signal} after ${i.cyclesDone} of ${i.cycles} cycles; the report covers what ran`);
+  lines.push(r.ok ? (i ? 'ok so far' : 'ok') : 'FAILED');
   return `${lines.join('\n')}\n`;
 }

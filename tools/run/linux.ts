@@ -11,7 +11,7 @@ import { deviceName } from '../../core/uapi/ids.js';
 import type { TransportKind } from '../../emulator/board-contract.js';
 import { LINUX_DRIVER_NAMES, bootLinuxSystem, type LinuxDriverSpec, type LinuxSystem } from '../../linux/host/index.js';
 import { assembleReport, type DeviceReport, type RunReport } from './execute.js';
-import { countPmCycle, newPmSummary, pmCycleReport, type PmLog, type RunSettings } from './plan.js';
+import { betweenCycles, countPmCycle, newPmSummary, pmCycleReport, type PmLog, type RunSettings } from './plan.js';
 
 /** Device types the Linux build has a driver for. */
 export const LINUX_DEVICE_TYPES = ['rng', 'rtc'] as const;
@@ -94,8 +94,9 @@ export async function executeLinuxRun(settings: RunSettings, errorCap: number): 
         countPmCycle(run, pmCycleReport(t, cycle, power, failures.length === 0));
         sys.dpm.trimRecord();
         settings.onCycle?.(cycle, settings.cycles);
+        if (cycle < settings.cycles && (await betweenCycles(settings))) break;
       }
-      for (const f of settings.fails) if (!fired.has(f)) run.errors.push(`--fail ${f.phase}:${f.device}: no such callback ran in a ${kind} cycle`);
+      if (!settings.stopRequested?.()) for (const f of settings.fails) if (!fired.has(f)) run.errors.push(`--fail ${f.phase}:${f.device}: no such callback ran in a ${kind} cycle`);
     }
   } catch (err) {
     run.errors.push(describe(err));
@@ -135,5 +136,6 @@ function report(run: LinuxRun, settings: RunSettings): RunReport {
     errorsDropped: run.errorsDropped,
     pmRun: settings.pm !== null,
     log: run,
+    settings,
   });
 }

@@ -34,6 +34,11 @@ export interface RunSettings {
   fails: PmInjection[];
   /** Progress of long runs (cycle done of total). */
   onCycle?: (cycle: number, total: number) => void;
+  /**
+   * The signal the user sent to stop the run (SIGINT, SIGTERM), or null:
+   * asked between cycles (see betweenCycles); the run then reports what it did.
+   */
+  stopRequested?: () => string | null;
   /** A scenario file to run instead of the options' plan. */
   scenario?: string;
   /** Record register accesses, interrupts and PM callbacks to this file. */
@@ -180,6 +185,24 @@ export function cycleErrors(ctx: RunContext, lines: readonly string[]): void {
   }
 }
 
+/** Longest stretch of cycles without a turn of the event loop, ms: a signal's handler runs only there. */
+const CYCLE_YIELD_MS = 20;
+let lastYield = 0;
+
+/**
+ * Between two cycles of a long run: every CYCLE_YIELD_MS, let the event loop
+ * run (a SIGINT handler only runs there); true when the user asked to stop.
+ */
+export async function betweenCycles(settings: RunSettings): Promise<boolean> {
+  if (!settings.stopRequested) return false;
+  const now = performance.now();
+  if (now - lastYield >= CYCLE_YIELD_MS) {
+    lastYield = now;
+    await new Promise<void>((resolve) => setImmediate(resolve));
+  }
+  return settings.stopRequested() !== null;
+}
+
 export interface RunStep {
   name: string;
   run(ctx: RunContext): void | Promise<void>;
@@ -271,7 +294,7 @@ export function pmCycleReport(t: PmTransition, cycle: number, power: PowerModel,
 export function pmStep(kind: 'suspend' | 'hibernate', cycles: number, power: PowerModel, fails: PmInjection[], mode: HibernationMode = 'shutdown'): RunStep {
   return {
     name: `pm ${kind}`,
-    run(ctx) {
+    async run(ctx) {
       for (const f of fails) ctx.sys.injectPmFailure(f);
       const fired = new Set<PmInjection>();
       for (let cycle = 1; cycle <= cycles; cycle++) {
@@ -282,6 +305,7 @@ export function pmStep(kind: 'suspend' | 'hibernate', cycles: number, power: Pow
         recordPmCycle(ctx, pmCycleReport(t, cycle, power, failures.length === 0));
         ctx.settings.onCycle?.(cycle, cycles);
         atPoint(ctx, cycle);
+        if (cycle < cycles && (await betweenCycles(ctx.settings))) return;
       }
       for (const f of fails) {
         if (!fired.has(f)) ctx.errors.push(`--fail ${f.phase}:${f.device}: no such callback ran in a ${kind} cycle`);

@@ -8,6 +8,7 @@ import { BlkDevice } from '../../emulator/devices/blk/device.js';
 import { FileMedium } from '../../emulator/devices/blk/medium.js';
 import { ConsoleDevice } from '../../emulator/devices/console/device.js';
 import { createDeviceModel } from '../../emulator/devices/catalog.js';
+import { parseCcwOptions } from '../../emulator/ccw/css.js';
 import type { DeviceOptionValue, DeviceSpec } from '../../emulator/board-contract.js';
 
 export interface DeviceCheck {
@@ -22,6 +23,12 @@ export function preflightDevice(spec: DeviceSpec): DeviceCheck {
   const type = spec.type;
   try {
     withheldFeatures(spec);
+    if (spec.transport === 'ccw') parseCcwOptions(type, spec.options);
+    else {
+      // Only ccw has transport options: 'mmio.x' would be dropped unseen.
+      const stray = Object.keys(spec.options ?? {}).find((k) => k.startsWith(`${spec.transport}.`));
+      if (stray !== undefined) throw new Error(`unknown option '${stray}' (the ${spec.transport} transport takes no options)`);
+    }
     const model = createDeviceModel(type, modelOptions(spec), { retained: new Map() });
     let capacity: number | null = null;
     if (model instanceof BlkDevice) {

@@ -37,12 +37,13 @@ import type { PmCallbackName } from '../../core/pm/pm.js';
 import type { HibernationMode } from '../../core/pm/system.js';
 import type { BusKind } from '../../emulator/machine.js';
 import type { DeviceOptionValue, TransportKind } from '../../emulator/board-contract.js';
+import type { CustomDeviceType, DeviceType } from '../../emulator/devices/catalog.js';
 import type { PowerModel } from '../system.js';
 
 export interface ScenarioDevice {
   /** Unique within the scenario: given, or the type (rng, blk, ...) numbered when it repeats (rng0, rng1). */
   name: string;
-  type: string;
+  type: DeviceType | CustomDeviceType;
   transport: TransportKind;
   slot: number;
   options: Record<string, DeviceOptionValue>;
@@ -59,7 +60,7 @@ export interface ScenarioMachine {
 export interface DeviceRef {
   name: string;
   slot: number;
-  type: string;
+  type: DeviceType | CustomDeviceType;
 }
 
 /** Data a blk step writes or verifies: a seeded pseudo-random stream or a repeated text. */

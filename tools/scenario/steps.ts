@@ -203,11 +203,7 @@ function pm(ctx: RunContext, state: ScenarioState, step: Extract<Step, { do: 'pm
     }
   } finally {
     // The injections belong to this step only.
-    const list = ctx.sys.dpm.injections;
-    for (const i of injections) {
-      const at = list.indexOf(i);
-      if (at >= 0) list.splice(at, 1);
-    }
+    for (const i of injections) ctx.sys.clearPmFailures(i);
   }
   step.fail.forEach((f, i) => {
     if (!fired.has(i)) throw new StepFailure(`injected ${f.phase} failure on slot ${f.slot} never ran (no such callback in a ${step.kind} cycle)`);

@@ -20,7 +20,7 @@ import {
 } from '../../core/uapi/status.js';
 import { UsageError } from '../usage-error.js';
 import { RUN_LIMITS, SCENARIO_LIMITS } from '../limits.js';
-import { deviceTypes } from '../../emulator/devices/catalog.js';
+import { deviceTypes, knownDeviceType } from '../../emulator/devices/catalog.js';
 import { MACHINE_LIMITS, type BusKind } from '../../emulator/machine.js';
 import type { DeviceOptionValue, TransportKind } from '../../emulator/board-contract.js';
 import { POWER_MODELS, type PowerModel } from '../system.js';
@@ -277,8 +277,8 @@ function readDevice(c: Checker, v: unknown, path: string, baseDir: string, json:
   const types = deviceTypes();
   const type = c.need(o, 'type', path, (x, p) => {
     const s = c.string(x, p);
-    if (s !== undefined && !types.includes(s)) return c.fail(p, `unknown device type '${s}'${hint(s, types)} (known: ${types.join(', ')})`);
-    return s;
+    if (s === undefined) return undefined;
+    return knownDeviceType(s) ?? c.fail(p, `unknown device type '${s}'${hint(s, types)} (known: ${types.join(', ')})`);
   });
   const name = c.opt<string | undefined>(o, 'name', path, undefined, (x, p) => {
     const s = c.string(x, p);

@@ -4,9 +4,10 @@
 // and 4 GiB read like any other), and the work is linear in the file.
 // Every way a file can be wrong ends in a TraceFormatError whose message
 // names the problem, the byte offset where it helps, and how many events
-// were read before it.
+// were read before it; a path that cannot be opened is a UsageError.
 import * as fs from 'node:fs';
 import { Unpackr } from 'msgpackr';
+import { UsageError } from '../usage-error.js';
 import {
   FRAME_HEADER,
   FRAME_MAX,
@@ -48,7 +49,7 @@ export interface TraceSource {
   close(): void;
 }
 
-/** A file opened for positioned reads. */
+/** A file opened for positioned reads; a path that names no readable file is the user's to fix (a UsageError). */
 export function fileSource(path: string): TraceSource {
   let fd: number;
   try {
@@ -56,12 +57,12 @@ export function fileSource(path: string): TraceSource {
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     const why = code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'is a directory' : code === 'EACCES' ? 'permission denied' : String(code ?? err);
-    throw new TraceFormatError(`cannot read ${path}: ${why}`);
+    throw new UsageError(`cannot read ${path}: ${why}`);
   }
   const st = fs.fstatSync(fd);
   if (st.isDirectory()) {
     fs.closeSync(fd);
-    throw new TraceFormatError(`cannot read ${path}: is a directory`);
+    throw new UsageError(`cannot read ${path}: is a directory`);
   }
   return {
     size: st.isFile() ? st.size : null,

@@ -4,7 +4,9 @@
 //   0.002001 irq_deliver line=0 slot=0
 //   0.010000 pm slot=1 resume_noirq -> 0 (virtio1)
 // and the filters of `virtio-emu trace show`.
+import { CSS_REG } from '../../core/uapi/ccw.js';
 import { errnoName } from '../../core/uapi/errno.js';
+import { REG } from '../../core/uapi/mmio.js';
 import { statusString } from '../../core/uapi/status.js';
 import type { HeaderRecord, TraceEvent } from './records.js';
 
@@ -70,6 +72,20 @@ export function formatHeader(h: HeaderRecord): string {
   const devs = h.machine.devices.map((d) => `slot ${d.slot}: ${d.type} (${d.transport})`).join(', ');
   // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what is replaced
   return `# virtio-emu trace v${h.version}, started ${h.start}, ${h.machine.bus} bus; ${devs || 'no devices'}`.replace(/[\x00-\x1f\x7f]/g, '?');
+}
+
+/**
+ * Why `name` can never match a recorded access (null when it can): a
+ * virtio-mmio register name, Config or Config+0xN, a ccw subchannel register
+ * css.NAME, or the hex offset or address a trace gives other accesses.
+ */
+export function regFilterError(name: string): string | null {
+  const n = name.toLowerCase();
+  const known = (names: readonly string[], want: string): boolean => names.some((k) => k.toLowerCase() === want);
+  if (known(Object.keys(REG), n) || /^config\+0x[0-9a-f]{1,8}$/.test(n) || /^(css\.)?0x[0-9a-f]{1,8}$/.test(n)) return null;
+  if (n.startsWith('css.') && known(Object.keys(CSS_REG), n.slice(4))) return null;
+  const mmio = Object.keys(REG).filter((k) => k !== 'Config');
+  return `unknown register '${name.length > 40 ? `${name.slice(0, 37)}...` : name}' (virtio-mmio: ${mmio.join(', ')}, Config or Config+0xN; ccw: ${Object.keys(CSS_REG).map((k) => `css.${k}`).join(', ')}; or a 0x offset)`;
 }
 
 function regMatches(want: string, reg: string): boolean {

@@ -1,13 +1,15 @@
 // virtio-blk 4 KiB random reads and writes at queue depth 1 and 64 through
 // the shipped virtio_blk driver (virtblkSubmit/virtblkKick/virtblkReap: a
 // request per I/O in DMA memory, interrupt-driven completion) against the
-// blk device model with its RAM medium. The disk is written in full first,
-// so reads copy real data rather than the zeros of never-written chunks.
+// blk device model with its RAM medium, on a split ring, and at depth 64 on
+// a packed ring too. The disk is written in full first, so reads copy real
+// data rather than the zeros of never-written chunks.
 import { SECTOR_SIZE } from '../../../core/uapi/blk.js';
 import { ENOSPC, errnoName } from '../../../core/uapi/errno.js';
 import { virtblkInfo, virtblkKick, virtblkReap, virtblkSubmit, virtblkWrite, virtioBlkDriver, type BlkIo } from '../../../core/drivers/blk.js';
 import { VirtioSystem } from '../../system.js';
 import type { BenchCase, BenchContext, BenchInstance } from '../case.js';
+import { deviceOnRing, expectRing, type RingKind } from '../ring-layout.js';
 
 const IO_BYTES = 4096;
 const DISK_BYTES = 16 << 20;
@@ -24,17 +26,21 @@ function blockSequence(seed: number): () => number {
   };
 }
 
-async function blkCase(ctx: BenchContext, op: 'read' | 'write', depth: number): Promise<BenchInstance> {
+async function blkCase(ctx: BenchContext, op: 'read' | 'write', depth: number, ring: RingKind): Promise<BenchInstance> {
   const sys = await VirtioSystem.create({
-    devices: [{ type: 'blk', options: { size: DISK_BYTES } }],
+    devices: [deviceOnRing('blk', ring, { size: DISK_BYTES })],
     slots: 1,
     drivers: [virtioBlkDriver],
     ...(ctx.boardModule ? { boardModule: ctx.boardModule } : {}),
   });
   const vdev = sys.device(0);
-  if (!vdev || !virtblkInfo(vdev)) {
+  const vq = vdev ? virtblkInfo(vdev)?.vq : null;
+  try {
+    if (!vdev || !vq) throw new Error('virtio_blk did not bind');
+    expectRing(vq, ring);
+  } catch (err) {
     await sys.close();
-    throw new Error('virtio_blk did not bind');
+    throw err;
   }
   const fill = new Uint8Array(DISK_BYTES);
   for (let i = 0; i < fill.length; i += SECTOR_SIZE) fill[i] = (i / SECTOR_SIZE) & 0xff;
@@ -78,7 +84,7 @@ async function blkCase(ctx: BenchContext, op: 'read' | 'write', depth: number): 
     },
     ...(depth > 1 ? { batchSize: 8 * depth } : {}),
     teardown: () => sys.close(),
-    extras: (t) => ({ iops: t.ops_per_s, mb_per_s: (t.ops_per_s * IO_BYTES) / 1e6, io_bytes: IO_BYTES, depth, backend: 'ram' }),
+    extras: (t) => ({ iops: t.ops_per_s, mb_per_s: (t.ops_per_s * IO_BYTES) / 1e6, io_bytes: IO_BYTES, depth, ring, backend: 'ram' }),
   };
 }
 
@@ -87,9 +93,17 @@ for (const op of ['read', 'write'] as const) {
   for (const depth of [1, 64]) {
     cases.push({
       name: `blk.${op}4k.qd${depth}`,
-      description: `virtio-blk 4 KiB random ${op}s, ${depth} in flight, RAM medium (virtio_blk submit/kick/reap)`,
+      description: `virtio-blk 4 KiB random ${op}s, ${depth} in flight, RAM medium, split ring (virtio_blk submit/kick/reap)`,
       ...(depth > 1 ? { ratioTo: `blk.${op}4k.qd1`, contend: true } : {}),
-      setup: (ctx) => blkCase(ctx, op, depth),
+      setup: (ctx) => blkCase(ctx, op, depth, 'split'),
     });
   }
+}
+for (const op of ['read', 'write'] as const) {
+  cases.push({
+    name: `blk.${op}4k.qd64.packed`,
+    description: `the same ${op}s, 64 in flight, on a packed ring (VIRTIO_F_RING_PACKED)`,
+    ratioTo: `blk.${op}4k.qd64`,
+    setup: (ctx) => blkCase(ctx, op, 64, 'packed'),
+  });
 }

@@ -5,7 +5,9 @@
 //   and ACK write, vring_interrupt, the callback harvests and completes);
 // - ring.*: the ring kept full by a batching driver (refill every free
 //   descriptor, kick as the ring asks, harvest in batches, interrupt only
-//   when there is nothing to harvest), with EVENT_IDX negotiated and refused.
+//   when there is nothing to harvest), on a split ring with EVENT_IDX
+//   negotiated and refused, and on a packed ring (EVENT_IDX negotiated: the
+//   event suppression areas' RING_EVENT_FLAGS_DESC).
 import type { IrqChip } from '../../../core/bus.js';
 import { Completion, waitForCompletionTimeout } from '../../../core/completion.js';
 import { dmaForDevice } from '../../../core/dma.js';
@@ -14,24 +16,28 @@ import { benchDriver, type BenchQueue } from '../bench-driver.js';
 import { runPipeline, type Pipe } from '../pipeline.js';
 import type { BenchCase, BenchContext, BenchInstance } from '../case.js';
 import { countedSystem } from './probe-pm.js';
+import { deviceOnRing, expectRing, type RingKind } from '../ring-layout.js';
 
 const RTT_BYTES = 16;
 /** Bytes per chain in the throughput cases: small, so the ring and not the payload is measured. */
 const RING_BYTES = 16;
 
-async function rngQueue(ctx: BenchContext, eventIdx: boolean, count = 1) {
+async function rngQueue(ctx: BenchContext, eventIdx: boolean, ring: RingKind, count = 1) {
   const drv = benchDriver(`bench_rng_${eventIdx ? 'evidx' : 'noevidx'}`, VIRTIO_ID_RNG, { eventIdx });
-  const { sys, bus } = await countedSystem(ctx, 'rng', count, [drv.driver]);
+  const { sys, bus } = await countedSystem(ctx, deviceOnRing('rng', ring), count, [drv.driver]);
   const queues = sys.devices.map((d) => drv.queue(d.vdev)!);
-  if (queues.some((q) => !q || q.eventIdx !== eventIdx)) {
+  try {
+    if (queues.some((q) => !q || q.eventIdx !== eventIdx)) throw new Error(`bench driver did not bind with EVENT_IDX ${eventIdx ? 'on' : 'off'}`);
+    for (const q of queues) expectRing(q.vq, ring);
+  } catch (err) {
     await sys.close();
-    throw new Error(`bench driver did not bind with EVENT_IDX ${eventIdx ? 'on' : 'off'}`);
+    throw err;
   }
   return { sys, bus, queues };
 }
 
 async function rttCase(ctx: BenchContext): Promise<BenchInstance> {
-  const { sys, bus, queues } = await rngQueue(ctx, true);
+  const { sys, bus, queues } = await rngQueue(ctx, true, 'split');
   const q = queues[0]!;
   const irq = sys.bus.irq;
   const buf = dmaForDevice(q.vdev).alloc(RTT_BYTES, 16)!;
@@ -79,8 +85,8 @@ export function rngPipe(q: BenchQueue, irq: IrqChip, bytes: number, depth = q.vq
   };
 }
 
-async function ringCase(ctx: BenchContext, eventIdx: boolean): Promise<BenchInstance> {
-  const { sys, bus, queues } = await rngQueue(ctx, eventIdx);
+async function ringCase(ctx: BenchContext, eventIdx: boolean, ring: RingKind): Promise<BenchInstance> {
+  const { sys, bus, queues } = await rngQueue(ctx, eventIdx, ring);
   const q = queues[0]!;
   const pipe = rngPipe(q, sys.bus.irq, RING_BYTES);
   const line = sys.devices[0]!.line;
@@ -104,6 +110,7 @@ async function ringCase(ctx: BenchContext, eventIdx: boolean): Promise<BenchInst
     teardown: () => sys.close(),
     extras: (t) => ({
       chains_per_s: t.ops_per_s,
+      ring,
       ring_size: q.vq.getVringSize(),
       bytes: RING_BYTES,
       kicks_per_1000: (bus.notifies * 1000) / chains,
@@ -124,15 +131,21 @@ export const cases: BenchCase[] = [
   },
   {
     name: 'ring.rng.eventidx_on',
-    description: `chains/s with the ring kept full (${RING_BYTES}-byte rng chains, batched harvest), EVENT_IDX negotiated`,
+    description: `chains/s with a split ring kept full (${RING_BYTES}-byte rng chains, batched harvest), EVENT_IDX negotiated`,
     ratioTo: 'sab.ring',
     contend: true,
-    setup: (ctx) => ringCase(ctx, true),
+    setup: (ctx) => ringCase(ctx, true, 'split'),
   },
   {
     name: 'ring.rng.eventidx_off',
     description: `the same with EVENT_IDX refused by the driver (VRING_AVAIL_F_NO_INTERRUPT / VRING_USED_F_NO_NOTIFY)`,
     ratioTo: 'ring.rng.eventidx_on',
-    setup: (ctx) => ringCase(ctx, false),
+    setup: (ctx) => ringCase(ctx, false, 'split'),
+  },
+  {
+    name: 'ring.rng.packed',
+    description: 'the same pipeline on a packed ring (VIRTIO_F_RING_PACKED), EVENT_IDX negotiated (RING_EVENT_FLAGS_DESC)',
+    ratioTo: 'ring.rng.eventidx_on',
+    setup: (ctx) => ringCase(ctx, true, 'packed'),
   },
 ];

@@ -6,21 +6,23 @@ import { virtioRngDriver } from '../../../core/drivers/rng.js';
 import { virtioRtcNoirqDriver } from '../../../core/drivers/rtc.js';
 import { kernel } from '../../../core/kernel.js';
 import { unregisterVirtioDevice, type VirtioDriver } from '../../../core/virtio.js';
+import type { MachineDevice } from '../../../emulator/machine.js';
+import type { DeviceType } from '../../../emulator/devices/catalog.js';
 import { KernelInstance, VirtioSystem } from '../../system.js';
 import { CountingBus } from '../counting-bus.js';
 import type { BenchCase, BenchContext, BenchInstance } from '../case.js';
 
-/** Boot a system whose kernel reaches the machine through a CountingBus. */
+/** Boot a system of `count` copies of `device` whose kernel reaches the machine through a CountingBus. */
 export async function countedSystem(
   ctx: BenchContext,
-  type: string,
+  device: DeviceType | MachineDevice,
   count: number,
   drivers: VirtioDriver[],
   ramSize = 64 << 20,
 ): Promise<{ sys: VirtioSystem; bus: CountingBus }> {
   let bus: CountingBus | null = null;
   const sys = await VirtioSystem.create({
-    devices: Array.from({ length: count }, () => type),
+    devices: Array.from({ length: count }, () => device),
     slots: count,
     ramSize,
     drivers,
@@ -29,7 +31,7 @@ export async function countedSystem(
   });
   if (sys.devices.length !== count || sys.devices.some((d) => !d.vdev.driver)) {
     await sys.close();
-    throw new Error(`${type}: ${sys.devices.length}/${count} devices probed and bound`);
+    throw new Error(`${typeof device === 'string' ? device : device.type}: ${sys.devices.length}/${count} devices probed and bound`);
   }
   return { sys, bus: bus! as CountingBus };
 }

@@ -17,6 +17,8 @@ import { rngPipe } from './datapath.js';
 import { countedSystem, probeInstance } from './probe-pm.js';
 
 const SCALE_DEVICES = 1024;
+/** Devices of the scale probe in a --quick run: its three 1024-device machines are most of a quick suite's time. */
+export const SCALE_DEVICES_QUICK = 128;
 const WORKER_DEVICES = 8;
 const CHAIN_BYTES = 16;
 
@@ -39,26 +41,27 @@ async function boardBytes(opts: MachineOptions): Promise<number> {
 }
 
 async function scaleCase(ctx: BenchContext): Promise<BenchInstance> {
-  // Device side: 1024 devices against 1024 empty windows, same RAM, so the
+  const n = ctx.quick ? SCALE_DEVICES_QUICK : SCALE_DEVICES;
+  // Device side: n devices against n empty windows, same RAM, so the
   // difference is the device models, register files and queues (measured in
   // the worker's own heap). A bench --board module is not used here.
-  const full = await boardBytes({ slots: SCALE_DEVICES, devices: Array.from({ length: SCALE_DEVICES }, () => 'rng'), ramSize: 1 << 20 });
-  const empty = await boardBytes({ slots: SCALE_DEVICES, devices: [], ramSize: 1 << 20 });
+  const full = await boardBytes({ slots: n, devices: Array.from({ length: n }, () => 'rng'), ramSize: 1 << 20 });
+  const empty = await boardBytes({ slots: n, devices: [], ramSize: 1 << 20 });
   // Kernel side: what the boot probe leaves on this thread's heap, and its DMA (vrings, buffers).
   const heap0 = (gc(), process.memoryUsage().heapUsed);
-  const booted = await countedSystem(ctx, 'rng', SCALE_DEVICES, [virtioRngDriver]);
+  const booted = await countedSystem(ctx, 'rng', n, [virtioRngDriver]);
   const heap1 = (gc(), process.memoryUsage().heapUsed);
   const dma = dmaFor(booted.sys.machine.mem).stats().used;
-  const inst = probeInstance(ctx, SCALE_DEVICES, booted);
+  const inst = probeInstance(ctx, n, booted);
   const probeExtras = inst.extras;
   return {
     ...inst,
     minBatches: ctx.quick ? 3 : 10,
     extras: (t) => ({
       ...(probeExtras ? probeExtras(t) : {}),
-      bytes_per_device: (full - empty) / SCALE_DEVICES,
-      kernel_heap_bytes_per_device: (heap1 - heap0) / SCALE_DEVICES,
-      dma_bytes_per_device: dma / SCALE_DEVICES,
+      bytes_per_device: (full - empty) / n,
+      kernel_heap_bytes_per_device: (heap1 - heap0) / n,
+      dma_bytes_per_device: dma / n,
     }),
   };
 }
@@ -88,7 +91,7 @@ async function workersCase(ctx: BenchContext, machines: number): Promise<BenchIn
 export const cases: BenchCase[] = [
   {
     name: `scale.probe.${SCALE_DEVICES}dev`,
-    description: `one machine with ${SCALE_DEVICES} virtio-rng devices: probe time and memory per device`,
+    description: `one machine with ${SCALE_DEVICES} virtio-rng devices (--quick: ${SCALE_DEVICES_QUICK}): probe time and memory per device`,
     setup: (ctx) => scaleCase(ctx),
   },
   {
