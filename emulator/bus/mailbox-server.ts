@@ -245,7 +245,8 @@ export class MailboxServer {
     if (bytes.length > CONTROL_MESSAGE_MAX) {
       bytes = this.codec.pack({ ok: false, error: `control response of ${bytes.length} bytes exceeds the ${CONTROL_MESSAGE_MAX}-byte limit` });
     }
-    this.response = bytes;
+    // Sent over several requests: a copy, not the codec's reusable buffer.
+    this.response = bytes.length > this.ctrl.length ? new Uint8Array(bytes) : bytes;
     this.responseAt = 0;
     this.sendFrame();
   }

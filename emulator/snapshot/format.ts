@@ -101,7 +101,8 @@ export function encodeSnapshot(doc: SnapshotDoc): Uint8Array {
   if (bytes.length > SNAPSHOT_LIMITS.maxDocBytes) {
     throw new SnapshotError(`snapshot of ${bytes.length} bytes is larger than the ${SNAPSHOT_LIMITS.maxDocBytes}-byte limit (RAM disk contents are the large part)`);
   }
-  return bytes;
+  // pack() answers a view of the codec's reusable buffer, which the next pack overwrites: the caller keeps a copy.
+  return new Uint8Array(bytes);
 }
 
 /**

@@ -13,7 +13,8 @@ export function readDoc(doc: Uint8Array): DocData {
 }
 
 export function writeDoc(data: unknown): Uint8Array {
-  return codec.pack(data);
+  // A copy: pack() answers a view of the codec's reusable buffer.
+  return new Uint8Array(codec.pack(data));
 }
 
 /** The document with `change` applied to a copy of its data. */
