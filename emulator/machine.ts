@@ -63,8 +63,8 @@ export interface MachineOptions {
    * same GuestMemory and IrqController objects, so a kernel holding them
    * goes on using them): a successor machine, as when a machine restored
    * from a snapshot replaces the one under a running kernel. The RAM size
-   * and slot count must be the platform's; its old machine must be closed
-   * before the successor serves.
+   * and slot count must be the platform's; the old machine is closed and
+   * the successor's adoptPlatform() called before the successor serves.
    */
   platform?: MachinePlatform;
 }
