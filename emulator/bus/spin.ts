@@ -19,8 +19,8 @@
 // - the worker idles long after an answer the driver was spinning for (the
 //   driver is on a CPU and its next access is near): WORKER_SPIN_MS where
 //   wake-ups are slow, else enough for the typical gap;
-// - every spin is a bet that the partner runs (SpinBet). It loses when the
-//   partner goes still or wakes too late, or when this thread finds it was
+// - every spin is a bet that the partner runs (SpinBet). It loses when an
+//   awake partner goes still, or when this thread finds it was
 //   descheduled mid-spin (a gap between two clock checks; typically the
 //   partner it just woke took its CPU). After a loss the next waits block
 //   right after the first few hundred loads, more of them after each loss in
@@ -140,8 +140,8 @@ export class WakeEstimate extends MedianEstimate {
 }
 
 /**
- * Whether spinning pays, learnt from how spins end: a spin that lost (the
- * partner stalled or woke too late, or this thread was descheduled mid-spin)
+ * Whether spinning pays, learnt from how spins end: a spin that lost (an
+ * awake partner stalled, or this thread was descheduled mid-spin)
  * makes the next waits block at once after the first few hundred loads,
  * more of them after each loss in a row (exponential backoff up to
  * SPIN_BACKOFF_MAX); a spin that won resets it. On a machine where the two
@@ -297,8 +297,13 @@ export class PartnerSpin {
           waking = false;
           lastProgress = now;
         } else if (now - start >= wakeBudget) {
+          // Not a lost bet: a wake-up slower than usual is the tail of a
+          // halted vCPU's wake-ups as often as a partner waiting for this
+          // CPU, and counting it made two quiet threads back each other
+          // off into blocking on every access (each side's trial spin met a
+          // partner that was itself sleeping). A spin that keeps a woken
+          // partner off its CPU ends as a preemption, which does count.
           stats.wakeMisses++;
-          bet.lost();
           return false;
         }
       } else if (partner.asleep()) {
@@ -323,7 +328,7 @@ export class PartnerSpin {
  * after that the budget is idleBudgetMs(), cut short when the thread finds
  * it was descheduled mid-spin. That part is a bet (SpinBet): it loses when
  * the worker was descheduled meanwhile (typically by the driver it just woke
- * taking its CPU), or when the short spin after waking the driver ran out.
+ * taking its CPU); a spin that simply runs out of budget is no loss.
  * Allocation-free; the clock is injectable for tests.
  */
 export class IdleSpin {
@@ -405,9 +410,10 @@ export class IdleSpin {
       }
       prev = now;
       if (now - start >= budget) {
-        // The driver was not back in time after its wake-up: a lost bet.
-        // After an answer it was spinning for, the burst simply ended.
-        if (driverSlept) bet.lost();
+        // The burst ended, or the driver was not back within a couple of
+        // its wake-ups: sleep, without counting a loss (see PartnerSpin's
+        // wake spin); a spin that kept the driver off its CPU ends as a
+        // preemption above.
         return value;
       }
     }

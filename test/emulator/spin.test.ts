@@ -93,21 +93,18 @@ describe('PartnerSpin: spin only while the partner makes progress', () => {
     expect(time.reads).toBe(2);
   });
 
-  it('a partner woken but slow to run: the wake spin lasts about two of its wake-ups, then backs off', () => {
+  it('a partner woken but slow to run: the wake spin lasts about two of its wake-ups, and a miss is no loss (the next wait spins again)', () => {
     const time = new FakeTime();
     const s = new PartnerSpin(partner({ sleeping: true, woken: true, wakeMs: 0.01 }), time.now);
     expect(s.spin(word(), 0, 0, DRIVER_SPIN_MS)).toBe(false);
     expect(s.stats.wakeMisses).toBe(1);
     expect(time.t).toBeGreaterThanOrEqual(0.02);
     expect(time.t).toBeLessThan(0.03);
-    // The next waits block without spinning: 1, then 2, then 4 of them after each miss in a row.
-    const outcome: string[] = [];
-    for (let i = 0; i < 10; i++) {
-      const before = { ...s.stats };
-      s.spin(word(), 0, 0, DRIVER_SPIN_MS);
-      outcome.push(s.stats.skips > before.skips ? 'skip' : s.stats.wakeMisses > before.wakeMisses ? 'miss' : '?');
-    }
-    expect(outcome).toEqual(['skip', 'miss', 'skip', 'skip', 'miss', 'skip', 'skip', 'skip', 'skip', 'miss']);
+    // A slow wake-up is the tail of a halted vCPU's as often as contention:
+    // backing off on it made two quiet threads block on every access.
+    for (let i = 0; i < 5; i++) s.spin(word(), 0, 0, DRIVER_SPIN_MS);
+    expect(s.stats).toMatchObject({ wakeMisses: 6, skips: 0 });
+    expect(s.bet.losses).toBe(0);
   });
 
   it('a woken partner that wakes up is then held to the progress rule, and a hit resets the backoff', () => {
@@ -181,21 +178,21 @@ describe('IdleSpin: the worker waiting for its next request', () => {
     expect(time.t).toBeLessThan(0.02);
   });
 
-  it('after an answer that woke the driver, a short spin; when the driver is not back in time the next ones are skipped', () => {
+  it('after an answer that woke the driver, a short spin; a driver not back in time is no loss (the next one spins again)', () => {
     const time = new FakeTime();
     const { ta, spin } = idle(time, 0.004, 0.004);
     spin.spin(0, 0, true);
     expect(spin.short).toBe(1);
-    expect(spin.shortBet.losses).toBe(1);
-    const beats = ta[1];
-    const reads = time.reads;
+    expect(time.t).toBeLessThan(0.02);
+    expect(spin.shortBet.losses).toBe(0);
+    const beats = ta[1]!;
     expect(spin.spin(0, 0, true)).toBe(0);
-    expect(spin.shortBet.skips).toBe(1);
-    expect(ta[1]).toBe(beats);
-    expect(time.reads).toBe(reads + 1);
-    // An answer the driver was spinning for still gets the normal idle spin.
+    expect(spin.short).toBe(2);
+    expect(spin.shortBet.skips).toBe(0);
+    expect(ta[1]).toBeGreaterThan(beats);
+    // An answer the driver was spinning for gets the normal idle spin.
     spin.spin(0, 0, false);
-    expect(spin.spins).toBe(2);
+    expect(spin.spins).toBe(3);
   });
 
   it('a worker descheduled mid-spin goes to sleep at once and backs off', () => {

@@ -17,13 +17,12 @@ function contendLevels(text: string): number[] {
 }
 
 /**
- * Progress on stderr: each row as it is measured on a terminal; elsewhere
- * (a log) one short line per case, the table being printed once at the end;
- * none with --json.
+ * Progress on stderr: each row as it is measured on a terminal (unless the
+ * output is JSON, whose reader wants the table once); elsewhere (a log) one
+ * short line per case.
  */
-function progress(json: boolean): ((r: BenchResult, done: number, total: number) => void) | undefined {
-  if (json) return undefined;
-  if (process.stderr.isTTY) return (r) => process.stderr.write(`${formatRow(r)}\n`);
+function progress(json: boolean): (r: BenchResult, done: number, total: number) => void {
+  if (process.stderr.isTTY && !json) return (r) => process.stderr.write(`${formatRow(r)}\n`);
   return (r, done, total) => process.stderr.write(`bench: ${done}/${total} ${r.name}${r.error ? ' FAILED' : r.skipped ? ' skipped' : ''}\n`);
 }
 
@@ -77,7 +76,7 @@ export const command: CliCommand = {
       ...(filter !== undefined ? { filter } : {}),
       ...(contendLevelList !== undefined ? { contendLevels: contendLevelList } : {}),
       ...(board !== undefined ? { boardModule: new URL(board, `file://${process.cwd()}/`).href } : {}),
-      ...(onResult ? { onResult } : {}),
+      onResult,
     });
     const out = json ? JSON.stringify(report, null, 2) : markdown ? formatMarkdown(report) : formatTable(report);
     process.stdout.write(`${out}\n`);
