@@ -61,7 +61,8 @@ describe('virtio-emu dispatcher', () => {
 describe('virtio-emu bench', () => {
   it('--json prints the machine and one result per selected case', async () => {
     const r = await cli(['bench', '--json', '--quick', '--filter', 'sab.pingpong', '--board', FAKE]);
-    expect(r.err).toBe('');
+    // Progress stays on stderr, one short line per case; stdout is the JSON alone.
+    expect(r.err).toBe('bench: 1/1 sab.pingpong\n');
     expect(r.code).toBe(0);
     const report = JSON.parse(r.out) as { machine: { cpus: number; node: string }; results: { name: string; median_ns: number; p99_ns: number; ops_per_s: number }[] };
     expect(report.machine.cpus).toBeGreaterThan(0);
