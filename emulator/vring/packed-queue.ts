@@ -46,7 +46,7 @@ import {
 } from '../../core/uapi/ring.js';
 import { ChainBuffers, DescriptorChain, MAX_CHAIN_BYTES } from './chain.js';
 import { addr64, type GuestRam } from './guest-ram.js';
-import { checkCommonState, copyRegisters, registersOf, type DeviceQueue, type QueueState, type RingFeatures } from './queue.js';
+import { QueueLayout, checkCommonState, copyRegisters, registersOf, type DeviceQueue, type QueueState, type RingFeatures } from './queue.js';
 import { RingError } from './ring-error.js';
 import { bool, fail, int } from '../snapshot/fields.js';
 
@@ -63,17 +63,8 @@ function isAvail(flags: number, wrap: boolean): boolean {
   return ((flags & AVAIL) !== 0) === wrap && ((flags & USED) !== 0) !== wrap;
 }
 
-export class PackedQueue implements DeviceQueue {
+export class PackedQueue extends QueueLayout implements DeviceQueue {
   readonly kind = 'packed';
-  // --- as programmed by the driver (transport registers) ---
-  num = 0;
-  descLo = 0;
-  descHi = 0;
-  driverLo = 0;
-  driverHi = 0;
-  deviceLo = 0;
-  deviceHi = 0;
-
   // --- device state ---
   ready = false;
   parked = false;
@@ -107,31 +98,12 @@ export class PackedQueue implements DeviceQueue {
   constructor(
     readonly index: number,
     readonly maxSize: number,
-  ) {}
+  ) {
+    super();
+  }
 
   get pendingChains(): number {
     return this.inFlightCount;
-  }
-
-  setDesc(lo: number, hi: number): void {
-    this.descLo = lo >>> 0;
-    this.descHi = hi >>> 0;
-  }
-  setDriver(lo: number, hi: number): void {
-    this.driverLo = lo >>> 0;
-    this.driverHi = hi >>> 0;
-  }
-  setDevice(lo: number, hi: number): void {
-    this.deviceLo = lo >>> 0;
-    this.deviceHi = hi >>> 0;
-  }
-  setLayout(num: number, desc: number, driver: number, device: number): void {
-    this.num = num >>> 0;
-    const split = (a: number): [number, number] =>
-      Number.isSafeInteger(a) && a >= 0 ? [a % 0x1_0000_0000, Math.floor(a / 0x1_0000_0000)] : [0xffff_ffff, 0xffff_ffff];
-    this.setDesc(...split(desc));
-    this.setDriver(...split(driver));
-    this.setDevice(...split(device));
   }
 
   /** Why the programmed layout cannot be enabled, or null (spec 2.8.10.1; BI-31). */

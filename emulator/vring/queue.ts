@@ -94,6 +94,44 @@ export interface DeviceQueue extends EpochSource {
   loadState(ram: GuestRam, state: QueueState): void;
 }
 
+/**
+ * The layout registers every ring kind has, as the transport programs them:
+ * QueueNum and the three areas' addresses (split: descriptor table, avail,
+ * used; packed: descriptor ring, driver and device event suppression).
+ */
+export abstract class QueueLayout {
+  /** QueueNum as written; validated only when the queue is enabled. */
+  num = 0;
+  descLo = 0;
+  descHi = 0;
+  driverLo = 0;
+  driverHi = 0;
+  deviceLo = 0;
+  deviceHi = 0;
+
+  setDesc(lo: number, hi: number): void {
+    this.descLo = lo >>> 0;
+    this.descHi = hi >>> 0;
+  }
+  setDriver(lo: number, hi: number): void {
+    this.driverLo = lo >>> 0;
+    this.driverHi = hi >>> 0;
+  }
+  setDevice(lo: number, hi: number): void {
+    this.deviceLo = lo >>> 0;
+    this.deviceHi = hi >>> 0;
+  }
+  /** For transports that compute addresses (legacy QueuePFN, ccw SET_VQ). */
+  setLayout(num: number, desc: number, driver: number, device: number): void {
+    this.num = num >>> 0;
+    const split = (a: number): [number, number] =>
+      Number.isSafeInteger(a) && a >= 0 ? [a % 0x1_0000_0000, Math.floor(a / 0x1_0000_0000)] : [0xffff_ffff, 0xffff_ffff];
+    this.setDesc(...split(desc));
+    this.setDriver(...split(driver));
+    this.setDevice(...split(device));
+  }
+}
+
 export function copyRegisters(from: QueueRegisters, to: DeviceQueue): void {
   to.num = from.num;
   to.setDesc(from.descLo, from.descHi);

@@ -16,24 +16,14 @@ import {
 } from '../../core/uapi/ring.js';
 import { ChainBuffers, DescriptorChain, walkChainInto, type WalkParams } from './chain.js';
 import { addr64, type GuestRam } from './guest-ram.js';
-import { checkCommonState, copyRegisters, registersOf, type DeviceQueue, type QueueState, type RingFeatures } from './queue.js';
+import { QueueLayout, checkCommonState, copyRegisters, registersOf, type DeviceQueue, type QueueState, type RingFeatures } from './queue.js';
 import { RingError } from './ring-error.js';
 import { bool, fail, int } from '../snapshot/fields.js';
 
 export type { RingFeatures };
 
-export class SplitQueue implements DeviceQueue {
+export class SplitQueue extends QueueLayout implements DeviceQueue {
   readonly kind = 'split';
-  // --- as programmed by the driver (transport registers) ---
-  /** QueueNum as written; validated only when the queue is enabled. */
-  num = 0;
-  descLo = 0;
-  descHi = 0;
-  driverLo = 0;
-  driverHi = 0;
-  deviceLo = 0;
-  deviceHi = 0;
-
   // --- device state ---
   ready = false;
   /** A malformed ring was seen: no processing until the queue or device is reset. */
@@ -66,33 +56,12 @@ export class SplitQueue implements DeviceQueue {
     readonly index: number,
     readonly maxSize: number,
   ) {
+    super();
     this.walkParams = { queue: index, descTable: 0, queueSize: 0, indirectAllowed: false };
   }
 
   get pendingChains(): number {
     return this.inFlightCount;
-  }
-
-  setDesc(lo: number, hi: number): void {
-    this.descLo = lo >>> 0;
-    this.descHi = hi >>> 0;
-  }
-  setDriver(lo: number, hi: number): void {
-    this.driverLo = lo >>> 0;
-    this.driverHi = hi >>> 0;
-  }
-  setDevice(lo: number, hi: number): void {
-    this.deviceLo = lo >>> 0;
-    this.deviceHi = hi >>> 0;
-  }
-  /** For transports that compute addresses (legacy QueuePFN, ccw SET_VQ). */
-  setLayout(num: number, desc: number, driver: number, device: number): void {
-    this.num = num >>> 0;
-    const split = (a: number): [number, number] =>
-      Number.isSafeInteger(a) && a >= 0 ? [a % 0x1_0000_0000, Math.floor(a / 0x1_0000_0000)] : [0xffff_ffff, 0xffff_ffff];
-    this.setDesc(...split(desc));
-    this.setDriver(...split(driver));
-    this.setDevice(...split(device));
   }
 
   /** Why the programmed layout cannot be enabled, or null if it can (spec 2.7, BI-13/14/15). */
