@@ -14,6 +14,7 @@ import {
 } from '../../core/uapi/status.js';
 import { createBoard, type BoardOptions, type BoardStats } from '../../emulator/board.js';
 import type { Board, DeviceSpec, IrqLines } from '../../emulator/board-contract.js';
+import { writesOutside, type Range } from '../testkit/ranges.js';
 
 export const RAM_BASE = PLATFORM.RAM_BASE;
 export const MMIO_BASE = PLATFORM.MMIO_BASE;
@@ -198,4 +199,21 @@ export class FuzzBoard {
 
 export function hex(n: number): string {
   return `0x${n.toString(16)}`;
+}
+
+/** The first few ranges, for a failure message. */
+export function formatRanges(ranges: Range[]): string {
+  return ranges
+    .slice(0, 4)
+    .map((r) => `${hex(r.addr)}+${r.len}`)
+    .join(', ');
+}
+
+/** Status=0 on slot 0, then the device's deferred work: it must write no guest memory after the reset. */
+export function resetWritesNothing(fb: FuzzBoard): void {
+  fb.write(0, REG.Status, 0);
+  const before = fb.ram.slice();
+  fb.run();
+  const stray = writesOutside(fb.mem, before, []);
+  check(stray.length === 0, `device wrote guest memory after Status=0: ${formatRanges(stray)}`);
 }

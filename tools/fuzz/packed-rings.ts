@@ -28,7 +28,7 @@ import { VIRTIO_F_RING_PACKED, VIRTIO_F_VERSION_1, VIRTIO_RING_F_EVENT_IDX, VIRT
 import { VIRTIO_CONFIG_S_DRIVER_OK } from '../../core/uapi/status.js';
 import { GuestView } from '../testkit/guest-view.js';
 import { writesOutside, type Range } from '../testkit/ranges.js';
-import { FUZZ_RAM_SIZE, FuzzBoard, MMIO_BASE, RAM_BASE, check, hex } from './fuzz-board.js';
+import { FUZZ_RAM_SIZE, FuzzBoard, MMIO_BASE, RAM_BASE, check, formatRanges, resetWritesNothing } from './fuzz-board.js';
 import { expectResetState } from './mmio-registers.js';
 import { LAYOUT } from './values.js';
 
@@ -235,14 +235,9 @@ class PackedDriver {
       case 'kick':
         fb.write(0, REG.QueueNotify, 0);
         return this.runChecked();
-      case 'reset': {
-        fb.write(0, REG.Status, 0);
-        const before = fb.ram.slice();
-        fb.run();
-        const stray = writesOutside(fb.mem, before, []);
-        check(stray.length === 0, `device wrote guest memory after Status=0: ${fmt(stray)}`);
+      case 'reset':
+        resetWritesNothing(fb);
         return this.init();
-      }
     }
   }
 
@@ -298,7 +293,7 @@ class PackedDriver {
       const used = fb.stats().slots[0]!.usedBuffers;
       fb.board.runDeferred(1);
       const stray = writesOutside(fb.mem, before, allowed);
-      check(stray.length === 0, `device wrote outside what was handed over: ${fmt(stray)}`);
+      check(stray.length === 0, `device wrote outside what was handed over: ${formatRanges(stray)}`);
       // A buffer over the ring itself makes the device's data writes look like
       // used descriptors: count completions only when no writable buffer does.
       const ringEnd = DESC + packedRingSize(this.c.num);
@@ -306,13 +301,6 @@ class PackedDriver {
       if (!intoRing && fb.stats().slots[0]!.usedBuffers !== used) this.countUsed(before);
     }
   }
-}
-
-function fmt(ranges: Range[]): string {
-  return ranges
-    .slice(0, 4)
-    .map((r) => `${hex(r.addr)}+${r.len}`)
-    .join(', ');
 }
 
 export interface PackedOutcome {

@@ -23,7 +23,7 @@ import { VIRTIO_CONFIG_S_DRIVER_OK } from '../../core/uapi/status.js';
 import type { TransportKind } from '../../emulator/board-contract.js';
 import { GuestView, type Desc } from '../testkit/guest-view.js';
 import { writesOutside, type Range } from '../testkit/ranges.js';
-import { FUZZ_RAM_SIZE, FuzzBoard, MMIO_BASE, RAM_BASE, check, hex } from './fuzz-board.js';
+import { FUZZ_RAM_SIZE, FuzzBoard, MMIO_BASE, RAM_BASE, check, formatRanges, resetWritesNothing } from './fuzz-board.js';
 import { expectResetState } from './mmio-registers.js';
 import { LAYOUT } from './values.js';
 
@@ -207,14 +207,9 @@ class RingDriver {
       case 'kick':
         fb.write(0, REG.QueueNotify, 0);
         return this.runChecked();
-      case 'reset': {
-        fb.write(0, REG.Status, 0);
-        const before = fb.ram.slice();
-        fb.run();
-        const stray = writesOutside(fb.mem, before, []);
-        check(stray.length === 0, `device wrote guest memory after Status=0: ${fmt(stray)}`);
+      case 'reset':
+        resetWritesNothing(fb);
         return this.init();
-      }
     }
   }
 
@@ -253,16 +248,9 @@ class RingDriver {
       const before = fb.ram.slice();
       fb.board.runDeferred(1);
       const stray = writesOutside(fb.mem, before, allowed);
-      check(stray.length === 0, `device wrote outside the buffers handed over: ${fmt(stray)}`);
+      check(stray.length === 0, `device wrote outside the buffers handed over: ${formatRanges(stray)}`);
     }
   }
-}
-
-function fmt(ranges: Range[]): string {
-  return ranges
-    .slice(0, 4)
-    .map((r) => `${hex(r.addr)}+${r.len}`)
-    .join(', ');
 }
 
 /** What one case reached, for coverage checks. */

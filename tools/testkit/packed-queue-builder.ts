@@ -24,7 +24,7 @@ import {
   packedRingSize,
 } from '../../core/uapi/ring.js';
 import { GuestView } from './guest-view.js';
-import { POISON, pattern, type Buf, type RamAllocator, type RegWriter, type Segment, type UsedElem } from './queue-builder.js';
+import { placeBuffer, type Buf, type RamAllocator, type RegWriter, type Segment, type UsedElem } from './queue-builder.js';
 
 export const P_AVAIL = VRING_PACKED_DESC_F_AVAIL_MASK;
 export const P_USED = VRING_PACKED_DESC_F_USED_MASK;
@@ -148,15 +148,7 @@ export class PackedQueueBuilder {
 
   /** A buffer in guest RAM: readable ones hold the data (or a pattern), writable ones POISON. */
   buffer(b: Buf): Segment {
-    if ('write' in b) {
-      const addr = this.alloc.take(Math.max(1, b.write), 8);
-      this.g.bytes(addr, b.write).fill(POISON);
-      return { addr, len: b.write, write: true };
-    }
-    const data = typeof b.read === 'number' ? pattern(b.read) : b.read;
-    const addr = this.alloc.take(Math.max(1, data.length), 8);
-    this.g.bytes(addr, data.length).set(data);
-    return { addr, len: data.length, write: false };
+    return placeBuffer(this.alloc, this.g, b);
   }
 
   /** A free buffer id (the lowest free one unless `id` is given). */

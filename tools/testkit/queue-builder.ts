@@ -48,6 +48,19 @@ export interface Segment {
   write: boolean;
 }
 
+/** A buffer in guest RAM from `alloc`: readable ones hold the data (or a pattern), writable ones POISON. Either ring kind's builder. */
+export function placeBuffer(alloc: RamAllocator, g: GuestView, b: Buf): Segment {
+  if ('write' in b) {
+    const addr = alloc.take(Math.max(1, b.write), 8);
+    g.bytes(addr, b.write).fill(POISON);
+    return { addr, len: b.write, write: true };
+  }
+  const data = typeof b.read === 'number' ? pattern(b.read) : b.read;
+  const addr = alloc.take(Math.max(1, data.length), 8);
+  g.bytes(addr, data.length).set(data);
+  return { addr, len: data.length, write: false };
+}
+
 export interface BuiltChain {
   head: number;
   /** Descriptor indices used in the queue's table. */
@@ -154,15 +167,7 @@ export class QueueBuilder {
 
   /** A buffer in guest RAM: readable ones hold the data (or a pattern), writable ones POISON. */
   buffer(b: Buf): Segment {
-    if ('write' in b) {
-      const addr = this.alloc.take(Math.max(1, b.write), 8);
-      this.g.bytes(addr, b.write).fill(POISON);
-      return { addr, len: b.write, write: true };
-    }
-    const data = typeof b.read === 'number' ? pattern(b.read) : b.read;
-    const addr = this.alloc.take(Math.max(1, data.length), 8);
-    this.g.bytes(addr, data.length).set(data);
-    return { addr, len: data.length, write: false };
+    return placeBuffer(this.alloc, this.g, b);
   }
 
   /** Take n free descriptor indices (not necessarily consecutive). */
