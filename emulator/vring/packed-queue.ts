@@ -46,7 +46,7 @@ import {
 } from '../../core/uapi/ring.js';
 import { ChainBuffers, DescriptorChain, MAX_CHAIN_BYTES } from './chain.js';
 import { addr64, type GuestRam } from './guest-ram.js';
-import { QueueLayout, checkCommonState, copyRegisters, registersOf, type DeviceQueue, type QueueState, type RingFeatures } from './queue.js';
+import { QueueLayout, checkCommonState, checkLayoutOn, copyRegisters, registersOf, type DeviceQueue, type QueueState, type RingFeatures } from './queue.js';
 import { RingError } from './ring-error.js';
 import { bool, fail, int } from '../snapshot/fields.js';
 
@@ -375,10 +375,7 @@ export class PackedQueue extends QueueLayout implements DeviceQueue {
   checkState(ram: GuestRam, raw: unknown, path: string): QueueState {
     const state = checkCommonState(raw, path, PACKED_RING_KEYS);
     if (!state.ready) return state;
-    const probe = new PackedQueue(this.index, this.maxSize);
-    copyRegisters(state.regs, probe);
-    const why = probe.check(ram);
-    if (why) fail(`${path}.regs`, `layout refused: ${why}`);
+    checkLayoutOn(new PackedQueue(this.index, this.maxSize), state.regs, ram, path);
     const r = state.ring!;
     const n = state.regs.num;
     // Ring positions: the ring has n descriptors (any n up to QueueNumMax).

@@ -145,6 +145,13 @@ export function registersOf(q: QueueRegisters): QueueRegisters {
 
 const REGISTER_KEYS = ['num', 'descLo', 'descHi', 'driverLo', 'driverHi', 'deviceLo', 'deviceHi'];
 
+/** Refuse a snapshot's layout that `probe` (a fresh queue of the same kind) would not enable over `ram`. */
+export function checkLayoutOn(probe: DeviceQueue, regs: QueueRegisters, ram: GuestRam, path: string): void {
+  copyRegisters(regs, probe);
+  const why = probe.check(ram);
+  if (why) fail(`${path}.regs`, `layout refused: ${why}`);
+}
+
 /**
  * The common fields of a snapshot's queue record, checked (throws
  * SnapshotError at `path`): exactly the keys of a ready or a stopped queue,

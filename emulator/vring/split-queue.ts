@@ -16,7 +16,7 @@ import {
 } from '../../core/uapi/ring.js';
 import { ChainBuffers, DescriptorChain, walkChainInto, type WalkParams } from './chain.js';
 import { addr64, type GuestRam } from './guest-ram.js';
-import { QueueLayout, checkCommonState, copyRegisters, registersOf, type DeviceQueue, type QueueState, type RingFeatures } from './queue.js';
+import { QueueLayout, checkCommonState, checkLayoutOn, copyRegisters, registersOf, type DeviceQueue, type QueueState, type RingFeatures } from './queue.js';
 import { RingError } from './ring-error.js';
 import { bool, fail, int } from '../snapshot/fields.js';
 
@@ -257,10 +257,7 @@ export class SplitQueue extends QueueLayout implements DeviceQueue {
   checkState(ram: GuestRam, raw: unknown, path: string): QueueState {
     const state = checkCommonState(raw, path, SPLIT_RING_KEYS);
     if (!state.ready) return state;
-    const probe = new SplitQueue(this.index, this.maxSize);
-    copyRegisters(state.regs, probe);
-    const why = probe.check(ram);
-    if (why) fail(`${path}.regs`, `layout refused: ${why}`);
+    checkLayoutOn(new SplitQueue(this.index, this.maxSize), state.regs, ram, path);
     const r = state.ring!;
     for (const k of ['nextAvail', 'nextUsed', 'signalledUsed']) int(r[k], `${path}.ring.${k}`, 0, 0xffff);
     for (const k of ['signalledValid', 'unsignalled']) bool(r[k], `${path}.ring.${k}`);
